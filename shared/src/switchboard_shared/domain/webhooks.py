@@ -1,0 +1,66 @@
+"""Customer webhook endpoints and the delivery log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from switchboard_shared.domain.calls import utcnow
+
+DEFAULT_WEBHOOK_EVENTS = ["call.completed"]
+
+
+class WebhookEndpoint(BaseModel):
+    tenant_id: str
+    url: str
+    events: list[str] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
+    secret: str
+    # Kept during a rotation window so receivers can move to the new secret.
+    previous_secret: str | None = None
+    previous_secret_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class DeliveryAttempt(BaseModel):
+    at: datetime = Field(default_factory=utcnow)
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+
+
+class Delivery(BaseModel):
+    """One event sent to one URL. Unique by (event_id, url)."""
+
+    delivery_id: str = Field(default_factory=lambda: f"dlv_{uuid.uuid4().hex}")
+    tenant_id: str
+    event_id: str
+    event_type: str
+    call_id: str | None = None
+    url: str
+    payload: str  # the exact JSON body sent, so replays are byte-identical
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: list[DeliveryAttempt] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryFilter(BaseModel):
+    call_id: str | None = None
+    status: DeliveryStatus | None = None
+    event_type: str | None = None
+
+
+class DeliveryPage(BaseModel):
+    deliveries: list[Delivery]
+    next_cursor: str | None
