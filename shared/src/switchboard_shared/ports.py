@@ -111,25 +111,32 @@ class Store(Protocol):
         changes: Mapping[str, Any],
         *,
         expected_statuses: frozenset[CallStatus] | None = None,
+        expected: Mapping[str, Any] | None = None,
         bump_sequence: bool = False,
     ) -> Call | None:
         """Atomically apply `changes` (field -> value) and set `updated_at`.
 
-        With `expected_statuses`, only if the call's status is one of them (compare and
-        set). With `bump_sequence`, `sequence` is incremented in the same write. Returns
-        the updated call, or None when the call does not exist or the guard failed.
+        Guards (compare and set): with `expected_statuses`, only if the call's status is
+        one of them; with `expected`, only if each named field equals the given value
+        (None matches a missing/null field). With `bump_sequence`, `sequence` is
+        incremented and `publish_pending` set in the same write. Returns the updated
+        call, or None when the call does not exist or a guard failed.
         """
+
+    async def mark_published(self, call_id: str, sequence: int) -> None:
+        """Clear `publish_pending` if the call's sequence is still `sequence` (an event
+        for a newer sequence stays pending until its own publish is confirmed)."""
 
     async def find_calls(
         self,
         *,
-        statuses: frozenset[CallStatus],
+        statuses: frozenset[CallStatus] | None = None,
         updated_before: datetime | None = None,
-        undispatched: bool = False,
+        publish_pending: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
-        """Calls of any tenant in `statuses` (oldest `updated_at` first), for the outbox
-        relay (`undispatched`: `dispatched_at` is None) and the watchdog."""
+        """Calls of any tenant matching every given criterion, oldest `updated_at` first:
+        for the outbox relay (`publish_pending=True`) and the watchdog (`statuses`)."""
 
     async def usage(self, tenant_id: str) -> Usage: ...
 

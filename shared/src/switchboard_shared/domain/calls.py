@@ -89,13 +89,16 @@ class Call(BaseModel):
     # --- internal only ---------------------------------------------------------------
     provider: str | None = None
     provider_call_id: str | None = None
+    # When a dialer claimed the call for its provider request (see the dialer).
     dialing_at: datetime | None = None
-    # Set once `call.requested` is confirmed by the broker; the outbox relay republishes
-    # queued calls where it is still empty.
-    dispatched_at: datetime | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
-    sequence: int = 0
+    # Transactional outbox in the call itself: every state change bumps `sequence` and
+    # sets `publish_pending` in the same write; the event for that sequence is published
+    # afterwards and `publish_pending` cleared. The relay republishes what stayed pending.
+    # A new call starts at sequence 1 (its `call.requested`) with publish pending.
+    sequence: int = 1
+    publish_pending: bool = True
     cancel_requested: bool = False
 
     def public_view(self) -> CallView:
