@@ -14,8 +14,11 @@ DEFAULT_WEBHOOK_EVENTS = ["call.completed"]
 
 
 class WebhookEndpoint(BaseModel):
+    """The tenant's webhook settings and signing secret. `url` is None when the tenant only
+    uses per-call `webhook_url`s: those are signed with this secret too."""
+
     tenant_id: str
-    url: str
+    url: str | None
     events: list[str] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
     secret: str
     # Kept during a rotation window so receivers can move to the new secret.
