@@ -100,6 +100,9 @@ class Call(BaseModel):
     sequence: int = 1
     publish_pending: bool = True
     cancel_requested: bool = False
+    # W3C trace context of the request that created the call: provider callbacks arrive
+    # without our trace headers, and rejoin the call's trace through it.
+    trace_context: dict[str, str] = Field(default_factory=dict)
 
     def public_view(self) -> CallView:
         return CallView.model_validate(self.model_dump(include=set(CallView.model_fields)))
