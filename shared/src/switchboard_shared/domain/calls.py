@@ -89,7 +89,9 @@ class Call(BaseModel):
     # --- internal only ---------------------------------------------------------------
     provider: str | None = None
     provider_call_id: str | None = None
-    # When a dialer claimed the call for its provider request (see the dialer).
+    # A dialer's claim on the call for its provider request: a token for the
+    # compare-and-set, and when it was taken, so a crashed dialer's claim can expire.
+    dial_claim: str | None = None
     dialing_at: datetime | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
