@@ -10,8 +10,6 @@ consumers drop it as a duplicate.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -104,18 +102,16 @@ async def transition(
 
 
 class OutboxRelay:
-    """Publishes events whose publish was not confirmed, every `interval` seconds.
+    """Publishes events whose publish was not confirmed.
 
     Only calls whose pending event is older than `min_age` are taken, so the relay does
-    not race the request that is publishing right now.
+    not race the request that is publishing right now. Run it with `PeriodicTask`.
     """
 
-    def __init__(self, store: Store, bus: Bus, *, interval: float, min_age: float) -> None:
+    def __init__(self, store: Store, bus: Bus, *, min_age: float) -> None:
         self._store = store
         self._bus = bus
-        self._interval = interval
         self._min_age = min_age
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Publish what is pending; returns how many events were confirmed."""
@@ -129,20 +125,3 @@ class OutboxRelay:
             OUTBOX_REPUBLISHED.inc()
             published += 1
         return published
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("outbox relay round failed")
-            await asyncio.sleep(self._interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
