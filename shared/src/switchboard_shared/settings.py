@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     # --- public API ----------------------------------------------------------------
     dev_api_key: str | None = None
+    # Agents upserted from this YAML file at start-up (the all-in-one mode defaults to
+    # deploy/agents.example.yaml when it exists).
+    agents_file: Path | None = None
     max_body_bytes: int = 64 * 1024
     idempotency_ttl_hours: int = 24
 
