@@ -1,0 +1,102 @@
+"""Provider callbacks into call state: authenticate, find the call, apply, publish."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+
+from opentelemetry import propagate, trace
+
+from switchboard_shared import callback_signing
+from switchboard_shared.adapters.providers.generic import parse_generic_callback
+from switchboard_shared.call_updates import apply_provider_state
+from switchboard_shared.http_errors import ApiError
+from switchboard_shared.metrics import CALLBACKS_RECEIVED
+from switchboard_shared.ports import (
+    Bus,
+    InvalidCallback,
+    MalformedCallback,
+    Provider,
+    ProviderCallState,
+    Store,
+)
+from switchboard_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+class CallbackOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # late or repeated: acknowledged, nothing changed
+
+
+class CallbackIngest:
+    def __init__(
+        self, store: Store, bus: Bus, providers: dict[str, Provider], settings: Settings
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._providers = providers
+        self._settings = settings
+
+    async def native(self, provider_name: str, headers: Mapping[str, str], body: bytes) -> str:
+        """A callback in `provider_name`'s own format, verified by its adapter."""
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            raise ApiError(404, "unknown_provider", f"no provider named {provider_name!r}")
+        try:
+            state = provider.parse_callback(headers, body)
+        except InvalidCallback as exc:
+            CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
+            log.warning("rejected callback from %s: %s", provider_name, exc)
+            raise ApiError(401, "invalid_signature", str(exc)) from exc
+        except MalformedCallback as exc:
+            CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
+            raise ApiError(400, "malformed_callback", str(exc)) from exc
+        return await self.apply(provider_name, state)
+
+    async def generic(self, headers: Mapping[str, str], body: bytes) -> str:
+        """The normalized callback of the public contract, signed with Switchboard's
+        scheme by any configured provider's callback secret; the secret that verifies
+        says which provider sent it, which scopes the provider call id."""
+        tolerance = self._settings.callback_tolerance_seconds
+        sender: str | None = None
+        for name, provider_settings in self._settings.provider_settings().items():
+            secret = provider_settings.callback_secret.get_secret_value()
+            try:
+                callback_signing.verify(secret, headers, body, tolerance)
+            except InvalidCallback:
+                continue
+            sender = name
+            break
+        if sender is None:
+            CALLBACKS_RECEIVED.labels("generic", "rejected").inc()
+            raise ApiError(
+                401, "invalid_signature", "the callback signature matches no provider secret"
+            )
+        try:
+            state = parse_generic_callback(body)
+        except MalformedCallback as exc:
+            CALLBACKS_RECEIVED.labels(sender, "rejected").inc()
+            raise ApiError(400, "malformed_callback", str(exc)) from exc
+        return await self.apply(sender, state)
+
+    async def apply(self, provider_name: str, state: ProviderCallState) -> str:
+        call = await self._store.find_call_by_provider_id(provider_name, state.provider_call_id)
+        if call is None:
+            CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
+            raise ApiError(
+                404, "unknown_call", f"no call has provider call id {state.provider_call_id!r}"
+            )
+        # Rejoin the trace of the request that created the call.
+        parent = propagate.extract(call.trace_context)
+        with tracer.start_as_current_span("apply provider callback", context=parent) as span:
+            span.set_attribute("switchboard.call_id", call.call_id)
+            span.set_attribute("switchboard.status", str(state.status))
+            updated = await apply_provider_state(self._store, self._bus, call, state)
+        outcome = CallbackOutcome.APPLIED if updated else CallbackOutcome.DUPLICATE
+        CALLBACKS_RECEIVED.labels(provider_name, outcome).inc()
+        log.info("callback %s: %s", outcome, state.status, extra={"call_id": call.call_id})
+        return outcome

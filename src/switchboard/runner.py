@@ -1,0 +1,123 @@
+"""`switchboard run <target>`: the same modules, wired for one service or for all of them.
+
+`all` is the embedded mode: every service and the provider simulator in one process on
+one port, with the SQLite store and the in-process bus unless SWITCHBOARD_BROKER_URL /
+SWITCHBOARD_MONGODB_URL say otherwise, demo agents, a demo tenant and a printed key.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal, get_args
+
+from switchboard_api import admin
+from switchboard_api import service as api_service
+from switchboard_dialer import service as dialer_service
+from switchboard_ingest import service as ingest_service
+from switchboard_notifier import service as notifier_service
+from switchboard_provider_sim import service as sim_service
+from switchboard_shared.bootstrap import Components
+from switchboard_shared.runtime import ServiceParts, Worker, run_process, run_stateless_process
+from switchboard_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Target = Literal["all", "api", "dialer", "webhook-ingest", "notifier", "provider-sim"]
+TARGETS: tuple[str, ...] = get_args(Target)
+DEMO_AGENTS_FILE = Path("deploy/agents.example.yaml")
+SIM_MOUNT_PATH = "/sim"
+
+
+def all_in_one_settings(settings: Settings) -> Settings:
+    """Defaults that make one process on one port work: the simulator and the callback
+    URLs follow the port, and customer webhooks may go to local receivers."""
+    explicit = settings.model_fields_set
+    local = f"http://127.0.0.1:{settings.port}"
+    updates: dict[str, object] = {"service": "all"}
+    if "callback_base_url" not in explicit:
+        updates["callback_base_url"] = local
+    if "simulator" not in explicit:
+        updates["simulator"] = settings.simulator.model_copy(
+            update={"base_url": local + SIM_MOUNT_PATH}
+        )
+    if "webhook_allow_http" not in explicit:
+        updates["webhook_allow_http"] = True
+    if "webhook_allow_private_networks" not in explicit:
+        updates["webhook_allow_private_networks"] = True
+    if "agents_file" not in explicit and DEMO_AGENTS_FILE.exists():
+        updates["agents_file"] = DEMO_AGENTS_FILE
+    return settings.model_copy(update=updates)
+
+
+def _demo_setup(components: Components) -> Worker:
+    """Seeds the embedded mode: agents from the YAML file and a demo tenant with a key."""
+
+    async def start() -> None:
+        settings = components.settings
+        if settings.agents_file:
+            count = await admin.load_agents_file(components.store, settings.agents_file)
+            log.info("loaded %d agents from %s", count, settings.agents_file)
+        key = await admin.ensure_demo_tenant(components.store, settings.dev_api_key)
+        banner = (
+            f"\n  Switchboard is running on http://{settings.host}:{settings.port}"
+            f"\n  Demo API key: {key}\n"
+            f"  Try: curl -X POST http://{settings.host}:{settings.port}/v1/calls "
+            f'-H "Authorization: Bearer {key}" -H "Content-Type: application/json" '
+            """-d '{"phone": "+996700000000", "agent": "altynai"}'\n"""
+        )
+        print(banner, flush=True)
+
+    async def stop() -> None:
+        return None
+
+    return Worker("demo-setup", start, stop)
+
+
+def _agents_loader(components: Components) -> Worker:
+    async def start() -> None:
+        if components.settings.agents_file:
+            await admin.load_agents_file(components.store, components.settings.agents_file)
+
+    async def stop() -> None:
+        return None
+
+    return Worker("agents-loader", start, stop)
+
+
+def run(target: str, settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    if target == "provider-sim":
+        run_stateless_process("provider-sim", [sim_service.parts(settings)], settings)
+        return
+    if target == "all":
+        settings = all_in_one_settings(settings)
+
+        def build_all(components: Components) -> list[ServiceParts]:
+            return [
+                ServiceParts(name="setup", workers=[_demo_setup(components)]),
+                api_service.parts(components),
+                ingest_service.parts(components),
+                dialer_service.parts(components),
+                notifier_service.parts(components),
+                sim_service.parts(components.settings, mount_path=SIM_MOUNT_PATH),
+            ]
+
+        run_process("all", build_all, settings)
+        return
+    single = {
+        "api": api_service.parts,
+        "dialer": dialer_service.parts,
+        "webhook-ingest": ingest_service.parts,
+        "notifier": notifier_service.parts,
+    }[target]
+    settings = settings.model_copy(update={"service": target})
+
+    def build_one(components: Components) -> list[ServiceParts]:
+        setup = ServiceParts(name="setup", workers=[_agents_loader(components)])
+        return [setup, single(components)]
+
+    run_process(target, build_one, settings)
+
+
+__all__ = ["TARGETS", "run"]
