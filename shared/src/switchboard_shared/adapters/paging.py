@@ -1,0 +1,77 @@
+"""The opaque paging cursor both stores issue: a position (created_at, id) in a listing.
+
+Lists are newest first by (created_at, id); a cursor names the last item of a page and
+the next page starts strictly after it, so items inserted meanwhile (newer, hence before
+the cursor) are neither skipped nor repeated. The cursor is URL-safe base64 of a small
+JSON array tagged with the listing it belongs to, so a delivery cursor is refused by the
+call listing. Times are whole milliseconds since the epoch: the precision both stores
+keep.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from switchboard_shared.ports import InvalidCursor
+
+Listing = Literal["calls", "deliveries"]
+
+_TAGS: dict[str, str] = {"calls": "c", "deliveries": "d"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Anything longer is not a cursor we issued; refuse before decoding it.
+_MAX_CURSOR_CHARS = 512
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: the last item's creation time and id."""
+
+    created_at: datetime
+    id: str
+
+
+def to_millis(moment: datetime) -> int:
+    """Whole milliseconds since the epoch, rounded down (as BSON dates do); naive = UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_millis(millis: int) -> datetime:
+    """The UTC datetime of `to_millis`' output."""
+    return _EPOCH + timedelta(milliseconds=millis)
+
+
+def encode_cursor(listing: Listing, position: Position) -> str:
+    """An opaque, URL-safe token for `position` in `listing`."""
+    raw = json.dumps([_TAGS[listing], to_millis(position.created_at), position.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(listing: Listing, cursor: str) -> Position:
+    """The position `encode_cursor` packed; InvalidCursor for anything else, including a
+    cursor of another listing."""
+    if not cursor or len(cursor) > _MAX_CURSOR_CHARS:
+        raise InvalidCursor("invalid cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        tag, millis, item_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursor("invalid cursor") from exc
+    valid = (
+        tag == _TAGS[listing]
+        and type(millis) is int
+        and isinstance(item_id, str)
+        and 0 < len(item_id) <= 200
+    )
+    if not valid:
+        raise InvalidCursor("invalid cursor")
+    try:
+        return Position(from_millis(millis), item_id)
+    except OverflowError as exc:
+        raise InvalidCursor("invalid cursor") from exc
