@@ -1,0 +1,139 @@
+"""Provider adapter for the built-in simulator's native API.
+
+Its callbacks are the generic normalized format of the design, signed with the
+Switchboard scheme, so `parse_callback` here is also the parser of the generic
+`/v1/webhooks/call-completed` endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from switchboard_shared import callback_signing
+from switchboard_shared.adapters.providers.http import (
+    ProviderHttp,
+    json_object,
+    optional_datetime,
+    optional_int,
+    optional_str,
+    required_str,
+)
+from switchboard_shared.domain.calls import CallStatus
+from switchboard_shared.ports import (
+    MalformedCallback,
+    ProviderCallRequest,
+    ProviderCallState,
+)
+from switchboard_shared.settings import ProviderSettings
+
+# The simulator's statuses (also the `status` of the generic callback) -> ours.
+# A provider's "queued" means it accepted the call and is dialing: our `dialing`.
+STATUS_MAP: dict[str, CallStatus] = {
+    "queued": CallStatus.DIALING,
+    "dialing": CallStatus.DIALING,
+    "ringing": CallStatus.RINGING,
+    "in_progress": CallStatus.IN_PROGRESS,
+    "completed": CallStatus.COMPLETED,
+    "failed": CallStatus.FAILED,
+    "no_answer": CallStatus.NO_ANSWER,
+    "busy": CallStatus.BUSY,
+    "canceled": CallStatus.CANCELED,
+}
+
+# When a generic callback carries no `status`, its event type says it.
+EVENT_STATUS: dict[str, CallStatus] = {
+    "call.ringing": CallStatus.RINGING,
+    "call.in_progress": CallStatus.IN_PROGRESS,
+    "call.completed": CallStatus.COMPLETED,
+}
+
+
+def map_status(native: Any) -> CallStatus:
+    """Our status for a simulator/generic status; MalformedCallback when unknown."""
+    if not isinstance(native, str) or native not in STATUS_MAP:
+        raise MalformedCallback(f"unknown status {native!r}")
+    return STATUS_MAP[native]
+
+
+def parse_call(data: Mapping[str, Any], id_field: str) -> ProviderCallState:
+    """A simulator call object or generic callback as our state (MalformedCallback)."""
+    if "status" in data:
+        status = map_status(data["status"])
+    else:
+        event_type = data.get("event_type")
+        if event_type not in EVENT_STATUS:
+            raise MalformedCallback("neither status nor a known event_type")
+        status = EVENT_STATUS[event_type]
+    return ProviderCallState(
+        provider_call_id=required_str(data, id_field),
+        status=status,
+        transcript=optional_str(data.get("transcript"), "transcript"),
+        duration=optional_int(data.get("duration"), "duration"),
+        ended_reason=optional_str(data.get("ended_reason"), "ended_reason"),
+        started_at=optional_datetime(data.get("started_at"), "started_at"),
+        ended_at=optional_datetime(data.get("ended_at"), "ended_at"),
+    )
+
+
+class SimulatorProvider:
+    """The simulator's native dialect: `/v1/calls` with our own statuses."""
+
+    name = "simulator"
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        callback_tolerance_seconds: float = 300,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = ProviderHttp(self.name, settings, transport=transport)
+        self._secret = settings.callback_secret.get_secret_value()
+        self._from_number = settings.from_number
+        self._tolerance = callback_tolerance_seconds
+
+    async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
+        """Place the call; `reference` and `Idempotency-Key` carry our call id so a retried
+        create returns the same provider call instead of dialing twice."""
+        body = {
+            "to_number": request.to_number,
+            "from_number": request.from_number or self._from_number,
+            "agent_id": request.provider_agent_id,
+            "variables": dict(request.variables),
+            "callback_url": request.callback_url,
+            "reference": request.call_id,
+        }
+        data = await self._http.request(
+            "create_call",
+            "POST",
+            "/v1/calls",
+            json_body=body,
+            headers={"Idempotency-Key": request.call_id},
+        )
+        return self._read("create_call", data)
+
+    async def get_call(self, provider_call_id: str) -> ProviderCallState:
+        data = await self._http.request("get_call", "GET", f"/v1/calls/{provider_call_id}")
+        return self._read("get_call", data)
+
+    async def cancel_call(self, provider_call_id: str) -> None:
+        """Hang up or cancel; cancelling a call that already ended is a no-op."""
+        await self._http.request("cancel_call", "POST", f"/v1/calls/{provider_call_id}/cancel")
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallState:
+        callback_signing.verify(self._secret, headers, body, self._tolerance)
+        return parse_call(json_object(body), "provider_call_id")
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    def _read(self, operation: str, data: Any) -> ProviderCallState:
+        if not isinstance(data, dict):
+            raise self._http.permanent_error(operation, "answer is not a JSON object")
+        try:
+            return parse_call(data, "id")
+        except MalformedCallback as exc:
+            raise self._http.permanent_error(operation, str(exc)) from exc
