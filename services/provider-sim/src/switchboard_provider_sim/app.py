@@ -1,0 +1,103 @@
+"""The simulator's FastAPI app: three API dialects on one server, Bearer-key protected.
+
+It works standalone (`serve`) and mounted under a prefix in another app (the all-in-one
+mounts it at `/sim`). A mounted app's lifespan does not run, so nothing here needs
+start-up; the host app should `await app.state.simulator.close()` at shutdown.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from switchboard_provider_sim.dialects import native, vocode, voxpria
+from switchboard_provider_sim.errors import SimError
+from switchboard_provider_sim.lifecycle import Simulator
+from switchboard_shared.settings import Settings
+
+DIALECTS = (native, vocode, voxpria)
+ERROR_BODIES: dict[str, Callable[[str, str], dict[str, Any]]] = {
+    d.NAME: d.error_body for d in DIALECTS
+}
+
+
+def _dialect(name: str) -> Callable[[Request], None]:
+    # Runs first on each route, so errors raised later render in the right dialect.
+    def mark(request: Request) -> None:
+        request.state.dialect = name
+
+    return mark
+
+
+def _key_check(settings: Settings) -> Callable[..., None]:
+    providers = (settings.simulator, settings.vocode, settings.voxpria)
+    keys = [key for p in providers if (key := p.api_key.get_secret_value())]
+
+    def require_key(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise SimError(401, "unauthorized", "missing Bearer API key")
+        matches = [hmac.compare_digest(token.encode(), key.encode()) for key in keys]
+        if not any(matches):
+            raise SimError(401, "unauthorized", "invalid API key")
+
+    return require_key
+
+
+def _error_response(request: Request, status_code: int, code: str, message: str) -> JSONResponse:
+    dialect = getattr(request.state, "dialect", native.NAME)
+    return JSONResponse(ERROR_BODIES[dialect](code, message), status_code=status_code)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A simulator with its own calls in memory; callbacks go where `settings` say."""
+    callback_base = (settings.sim_callback_url or settings.callback_base_url).rstrip("/")
+    simulator = Simulator(
+        settings, {d.NAME: d.callback_format(settings, callback_base) for d in DIALECTS}
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await simulator.close()
+
+    app = FastAPI(
+        title="Switchboard provider simulator",
+        description="A fake voice provider speaking the simulator, Vocode and Voxpria APIs.",
+        lifespan=lifespan,
+    )
+    app.state.simulator = simulator
+
+    async def on_sim_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SimError)
+        return _error_response(request, exc.status_code, exc.code, exc.message)
+
+    async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return _error_response(request, 422, "invalid_request", problems)
+
+    app.add_exception_handler(SimError, on_sim_error)
+    app.add_exception_handler(RequestValidationError, on_invalid_request)
+
+    require_key = _key_check(settings)
+    for dialect in DIALECTS:
+        app.include_router(
+            dialect.router(simulator),
+            dependencies=[Depends(_dialect(dialect.NAME)), Depends(require_key)],
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
