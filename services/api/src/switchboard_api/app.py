@@ -1,0 +1,63 @@
+"""The public API application: routes, error shape and body limit, given its adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from switchboard_api.routes import agents, calls, health, usage
+from switchboard_shared.http_errors import install_error_handlers
+from switchboard_shared.ops_http import Readiness
+from switchboard_shared.ports import Bus, Store
+from switchboard_shared.settings import Settings
+
+DESCRIPTION = """\
+Create outbound AI voice calls with a phone number and an internal agent key, then read
+their status, transcript and duration. Every `/v1` route needs
+`Authorization: Bearer <API key>`. Errors are always
+`{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def create_app(
+    *,
+    settings: Settings,
+    store: Store,
+    bus: Bus,
+    start_store: bool = False,
+    readiness: Readiness | None = None,
+) -> FastAPI:
+    """The API app over already-built adapters (the composition root builds them).
+
+    The bus is always started and closed by the caller. With `start_store`, the app's
+    lifespan also starts the store and closes it on shutdown. `/readyz` reports
+    `app.state.readiness`: `readiness` if given (the process's, so draining shows), else
+    store and broker pings.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if start_store:
+            await store.start()
+        try:
+            yield
+        finally:
+            if start_store:
+                await store.close()
+
+    app = FastAPI(
+        title="Switchboard API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.bus = bus
+    app.state.readiness = readiness or health.api_readiness(store, bus)
+    install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
+    for module in (health, calls, agents, usage):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,56 @@
+"""Request dependencies as `Annotated` aliases, so route signatures read like prose."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from switchboard_api.auth import bearer_scheme, tenant_for_key
+from switchboard_shared.domain.tenants import Tenant
+from switchboard_shared.http_errors import ApiError
+from switchboard_shared.ports import Bus, Store
+from switchboard_shared.settings import Settings
+
+# RFC 6750: tell the client which scheme to use, and whether the token itself was bad.
+_ASK_FOR_KEY = {"WWW-Authenticate": 'Bearer realm="switchboard"'}
+_BAD_KEY = {"WWW-Authenticate": 'Bearer realm="switchboard", error="invalid_token"'}
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_bus(request: Request) -> Bus:
+    return request.app.state.bus
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+BusDep = Annotated[Bus, Depends(get_bus)]
+
+
+async def current_tenant(
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Tenant:
+    """The tenant of the request's Bearer key; 401 `unauthorized` otherwise."""
+    if credentials is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or malformed Authorization header: send 'Authorization: Bearer <API key>'",
+            headers=_ASK_FOR_KEY,
+        )
+    tenant = await tenant_for_key(store, credentials.credentials)
+    if tenant is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=_BAD_KEY)
+    return tenant
+
+
+TenantDep = Annotated[Tenant, Depends(current_tenant)]

@@ -1,0 +1,24 @@
+"""`/v1/agents`: the internal agents the key's tenant may call with."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from switchboard_api.call_requests import may_use_agent
+from switchboard_api.deps import StoreDep, TenantDep
+from switchboard_api.schemas import AgentList
+from switchboard_shared.http_errors import error_responses_doc
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+@router.get(
+    "",
+    response_model=AgentList,
+    summary="List agents",
+    responses=error_responses_doc(401, 500),
+)
+async def list_agents(tenant: TenantDep, store: StoreDep) -> AgentList:
+    """Enabled agents this tenant may use: key, name, description and language only."""
+    agents = await store.list_agents()
+    return AgentList(data=[a.public_view() for a in agents if may_use_agent(a, tenant)])
