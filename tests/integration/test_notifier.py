@@ -1,0 +1,644 @@
+"""The notifier delivers signed webhooks to real HTTP receivers on loopback.
+
+Receivers are one Starlette app served by uvicorn; each test gets paths of its own, and
+each path answers from a script (500, 500, 200...). The SSRF guard is relaxed by the
+operator settings (http and private networks allowed), and the retry schedule is cut
+to fractions of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from switchboard_notifier.handler import QUEUE, WebhookNotifier
+from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_shared.adapters.bus_rabbitmq import RabbitBus, retry_queue
+from switchboard_shared.domain.calls import Call, CallStatus, utcnow
+from switchboard_shared.domain.tenants import Tenant
+from switchboard_shared.domain.webhooks import (
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    WebhookEndpoint,
+)
+from switchboard_shared.events import Event, EventType
+from switchboard_shared.outbox import event_for
+from switchboard_shared.ports import Bus, MessageContext, Store
+from switchboard_shared.settings import Settings
+from switchboard_shared.webhook_signing import generate_secret
+from tests.support.net import eventually
+from tests.support.servers import serving
+from tests.support.stores import open_store
+
+pytestmark = pytest.mark.timeout(60)
+
+PROVIDER_CALL_ID = "vx-call-7f3a9"
+
+
+# --- receivers ------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+Script = Callable[[int], Awaitable[Response]]
+
+
+def answers(*statuses: int, headers: dict[str, str] | None = None, body: str = "ok") -> Script:
+    """Answer the n-th request with statuses[n-1] (the last one from then on)."""
+
+    async def script(n: int) -> Response:
+        status = statuses[min(n, len(statuses)) - 1]
+        return Response(body, status_code=status, headers=headers if status != 200 else None)
+
+    return script
+
+
+@dataclass
+class Receivers:
+    base_url: str = ""
+    scripts: dict[str, Script] = field(default_factory=dict)
+    hits: dict[str, list[Hit]] = field(default_factory=dict)
+
+    def url(self, script: Script) -> str:
+        """A fresh path answering with `script`; returns its full URL."""
+        path = f"/hook/{uuid.uuid4().hex}"
+        self.scripts[path] = script
+        self.hits[path] = []
+        return self.base_url + path
+
+    def got(self, url: str) -> list[Hit]:
+        return self.hits.get(url.removeprefix(self.base_url), [])
+
+    async def handle(self, request: Request) -> Response:
+        path = request.url.path
+        hits = self.hits.setdefault(path, [])
+        hits.append(Hit(dict(request.headers), await request.body(), time.monotonic()))
+        script = self.scripts.get(path)
+        if script is None:
+            return Response("no such hook", status_code=404)
+        return await script(len(hits))
+
+
+@pytest.fixture(scope="module")
+async def receivers() -> AsyncIterator[Receivers]:
+    made = Receivers()
+    app = Starlette(routes=[Route("/{path:path}", made.handle, methods=["POST"])])
+    async with serving(app) as base_url:
+        made.base_url = base_url
+        yield made
+
+
+# --- the notifier under test ----------------------------------------------------------
+
+
+def notifier_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "webhook_allow_http": True,
+        "webhook_allow_private_networks": True,
+        "webhook_retry_delays": [0.1, 0.1],
+        "webhook_timeout_seconds": 2.0,
+        "webhook_secret_rotation_hours": 1,
+    }
+    return Settings(**{**values, **overrides})
+
+
+@dataclass
+class World:
+    store: Store
+    bus: Bus
+    notifier: WebhookNotifier
+    tenant: Tenant
+    settings: Settings
+
+    async def endpoint(
+        self, url: str | None, events: list[str] | None = None, **extra: Any
+    ) -> WebhookEndpoint:
+        endpoint = WebhookEndpoint(
+            tenant_id=self.tenant.tenant_id,
+            url=url,
+            events=events or ["call.completed"],
+            secret=generate_secret(),
+            **extra,
+        )
+        await self.store.put_webhook_endpoint(endpoint)
+        return endpoint
+
+    async def call(
+        self, status: CallStatus = CallStatus.COMPLETED, webhook_url: str | None = None
+    ) -> Call:
+        call = Call(
+            tenant_id=self.tenant.tenant_id,
+            agent="altynai",
+            phone="+996700000000",
+            status=status,
+            webhook_url=webhook_url,
+            transcript="agent: Hello\nuser: Hi",
+            duration=42,
+            ended_reason="hangup",
+            metadata={"order": 7},
+            provider="voxpria",
+            provider_call_id=PROVIDER_CALL_ID,
+            sequence=5,
+        )
+        stored, _ = await self.store.insert_call(call, idempotency_ttl_seconds=0)
+        return stored
+
+    async def deliveries(self, **filters: Any) -> list[Delivery]:
+        page = await self.store.list_deliveries(
+            self.tenant.tenant_id, DeliveryFilter(**filters), 100, None
+        )
+        return page.deliveries
+
+    async def settled(self, event_id: str, count: int = 1) -> list[Delivery]:
+        """Waits until `count` deliveries of `event_id` are no longer pending."""
+
+        async def probe() -> list[Delivery]:
+            mine = [d for d in await self.deliveries() if d.event_id == event_id]
+            done = len(mine) == count and all(d.status != DeliveryStatus.PENDING for d in mine)
+            return mine if done else []
+
+        return await eventually(probe)
+
+
+@pytest.fixture
+async def world_factory(
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+    made: list[tuple[World, Any]] = []
+
+    async def make(bus: Bus | None = None, **overrides: Any) -> World:
+        settings = notifier_settings(**overrides)
+        store_cm = open_store("sqlite", tmp_path=tmp_path)
+        store = await store_cm.__aenter__()
+        bus = bus or InProcessBus()
+        await bus.start()
+        notifier = WebhookNotifier(store, bus, settings)
+        await bus.subscribe(notifier.subscription())
+        tenant = await store.create_tenant(Tenant(name=f"t-{uuid.uuid4().hex[:8]}"))
+        world = World(store, bus, notifier, tenant, settings)
+        made.append((world, store_cm))
+        return world
+
+    yield make
+    for world, store_cm in made:
+        await world.bus.close()
+        await world.notifier.close()
+        await store_cm.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def world(world_factory: Callable[..., Awaitable[World]]) -> World:
+    return await world_factory()
+
+
+def assert_nothing_provider_related(hit: Hit) -> None:
+    text = (hit.body.decode() + json.dumps(hit.headers)).lower()
+    for word in ("provider", "voxpria", "vocode", PROVIDER_CALL_ID.lower()):
+        assert word not in text
+
+
+def x_signature(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# --- signing and payload --------------------------------------------------------------
+
+
+async def test_webhook_is_signed_and_carries_the_public_call(
+    world: World, receivers: Receivers
+) -> None:
+    url = receivers.url(answers(200))
+    endpoint = await world.endpoint(url)
+    call = await world.call()
+    event = event_for(call)
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    [hit] = receivers.got(url)
+    payload = Webhook(endpoint.secret).verify(hit.body, hit.headers)
+    assert hit.headers["x-signature"] == x_signature(endpoint.secret, hit.body)
+    assert hit.headers["webhook-id"] == event.id
+    assert hit.headers["content-type"] == "application/json"
+    assert set(payload) == {"type", "id", "created_at", "sequence", "data"}
+    assert payload["type"] == "call.completed"
+    assert payload["id"] == event.id
+    assert payload["sequence"] == call.sequence
+    assert payload["data"] == call.public_view().model_dump(mode="json")
+    assert_nothing_provider_related(hit)
+    # The log keeps the exact body, for byte-identical replays.
+    assert delivery.payload.encode() == hit.body
+    [attempt] = delivery.attempts
+    assert attempt.status_code == 200
+    assert attempt.latency_ms is not None
+    assert attempt.response_body == "ok"
+
+
+async def test_rotation_signs_with_both_secrets(world: World, receivers: Receivers) -> None:
+    url = receivers.url(answers(200))
+    old = generate_secret()
+    endpoint = await world.endpoint(
+        url, previous_secret=old, previous_secret_expires_at=utcnow() + timedelta(hours=1)
+    )
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    await world.settled(event.id)
+    [hit] = receivers.got(url)
+    assert len(hit.headers["webhook-signature"].split(" ")) == 2
+    Webhook(endpoint.secret).verify(hit.body, hit.headers)
+    Webhook(old).verify(hit.body, hit.headers)
+    assert hit.headers["x-signature"] == x_signature(endpoint.secret, hit.body)
+
+
+async def test_expired_previous_secret_no_longer_signs(world: World, receivers: Receivers) -> None:
+    url = receivers.url(answers(200))
+    await world.endpoint(
+        url,
+        previous_secret=generate_secret(),
+        previous_secret_expires_at=utcnow() - timedelta(seconds=1),
+    )
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+    await world.settled(event.id)
+    [hit] = receivers.got(url)
+    assert " " not in hit.headers["webhook-signature"]
+
+
+# --- targets ---------------------------------------------------------------------------
+
+
+async def test_per_call_url_without_an_endpoint_gets_a_generated_secret(
+    world: World, receivers: Receivers
+) -> None:
+    url = receivers.url(answers(200))
+    event = event_for(await world.call(webhook_url=url))
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    endpoint = await world.store.get_webhook_endpoint(world.tenant.tenant_id)
+    assert endpoint is not None
+    assert endpoint.url is None
+    assert endpoint.secret.startswith("whsec_")
+    [hit] = receivers.got(url)
+    Webhook(endpoint.secret).verify(hit.body, hit.headers)
+    assert_nothing_provider_related(hit)
+
+
+async def test_two_targets_retry_only_the_pending_one(world: World, receivers: Receivers) -> None:
+    tenant_url = receivers.url(answers(200))
+    call_url = receivers.url(answers(503, 200))
+    await world.endpoint(tenant_url)
+    event = event_for(await world.call(webhook_url=call_url))
+    await world.bus.publish(event)
+
+    deliveries = await world.settled(event.id, count=2)
+    assert {d.url: d.status for d in deliveries} == {
+        tenant_url: DeliveryStatus.DELIVERED,
+        call_url: DeliveryStatus.DELIVERED,
+    }
+    assert len(receivers.got(tenant_url)) == 1
+    assert len(receivers.got(call_url)) == 2
+
+
+async def test_unsubscribed_and_internal_events_are_not_sent(
+    world: World, receivers: Receivers
+) -> None:
+    url = receivers.url(answers(200))
+    await world.endpoint(url, events=["call.completed"])
+    ringing = event_for(await world.call(status=CallStatus.RINGING))
+    queued = event_for(await world.call(status=CallStatus.QUEUED))
+    assert queued.type is EventType.CALL_REQUESTED
+    context = MessageContext(attempt=1, max_attempts=3, redelivered=False)
+    for event in (ringing, queued):
+        await world.notifier.handle(event, context)
+    cancel = Event(
+        type=EventType.CALL_CANCEL_REQUESTED, tenant_id=world.tenant.tenant_id, call_id="c"
+    )
+    await world.notifier.handle(cancel, context)
+    assert await world.deliveries() == []
+    assert receivers.got(url) == []
+
+
+async def test_subscribed_status_events_are_sent(world: World, receivers: Receivers) -> None:
+    url = receivers.url(answers(200))
+    await world.endpoint(url, events=["call.ringing", "call.completed"])
+    event = event_for(await world.call(status=CallStatus.RINGING))
+    await world.bus.publish(event)
+    [delivery] = await world.settled(event.id)
+    assert delivery.event_type == "call.ringing"
+    assert json.loads(receivers.got(url)[0].body)["data"]["status"] == "ringing"
+
+
+async def test_test_event_reaches_the_endpoint(world: World, receivers: Receivers) -> None:
+    url = receivers.url(answers(200))
+    endpoint = await world.endpoint(url, events=["call.completed"])
+    event = Event(type=EventType.WEBHOOK_TEST, tenant_id=world.tenant.tenant_id, data={"x": 1})
+    await world.bus.publish(event)
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    payload = Webhook(endpoint.secret).verify(
+        receivers.got(url)[0].body, receivers.got(url)[0].headers
+    )
+    assert payload["type"] == "webhook.test"
+    assert payload["data"] == {"x": 1}
+
+
+# --- retries ---------------------------------------------------------------------------
+
+
+async def test_flaky_receiver_gets_one_success_after_three_attempts(
+    world: World, receivers: Receivers
+) -> None:
+    url = receivers.url(answers(500, 502, 200))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert [a.status_code for a in delivery.attempts] == [500, 502, 200]
+    assert [a.error for a in delivery.attempts] == ["HTTP 500", "HTTP 502", None]
+    hits = receivers.got(url)
+    assert len(hits) == 3
+    assert {h.headers["webhook-id"] for h in hits} == {event.id}
+    assert {h.body for h in hits} == {delivery.payload.encode()}
+
+
+async def test_always_failing_receiver_ends_failed_and_replay_resends(
+    world: World, receivers: Receivers
+) -> None:
+    outcomes = [500]
+
+    async def script(_: int) -> Response:
+        return Response("down", status_code=outcomes[-1])
+
+    url = receivers.url(script)
+    endpoint = await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.FAILED
+    assert [a.status_code for a in delivery.attempts] == [500, 500, 500]  # 1 + 2 retries
+    assert len(receivers.got(url)) == 3
+
+    # Replay while it still fails: a fresh schedule, then failed again.
+    replay = Event(
+        type=EventType.WEBHOOK_REPLAY_REQUESTED,
+        tenant_id=world.tenant.tenant_id,
+        data={"delivery_id": delivery.delivery_id},
+    )
+    await world.bus.publish(replay)
+
+    async def attempts(n: int) -> Delivery | None:
+        found = await world.store.get_delivery(delivery.delivery_id)
+        ok = found and len(found.attempts) == n and found.status != DeliveryStatus.PENDING
+        return found if ok else None
+
+    again = await eventually(lambda: attempts(6))
+    assert again.status == DeliveryStatus.FAILED
+
+    outcomes.append(200)
+    # A second request (its own id and time) for the same delivery.
+    await world.bus.publish(replay.model_copy(update={"id": "evt_again", "occurred_at": utcnow()}))
+    fixed = await eventually(lambda: attempts(7))
+    assert fixed.status == DeliveryStatus.DELIVERED
+    hits = receivers.got(url)
+    assert len(hits) == 7
+    assert hits[-1].body == hits[0].body
+    assert hits[-1].headers["webhook-id"] == event.id
+    Webhook(endpoint.secret).verify(hits[-1].body, hits[-1].headers)
+
+
+async def test_replay_of_a_delivered_delivery_sends_it_again(
+    world: World, receivers: Receivers
+) -> None:
+    url = receivers.url(answers(200))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+    [delivery] = await world.settled(event.id)
+
+    replay = Event(
+        type=EventType.WEBHOOK_REPLAY_REQUESTED,
+        tenant_id=world.tenant.tenant_id,
+        data={"delivery_id": delivery.delivery_id},
+    )
+    context = MessageContext(attempt=1, max_attempts=3, redelivered=False)
+    await world.notifier.handle(replay, context)
+    assert len(receivers.got(url)) == 2
+    # The same replay message redelivered: already done since it was requested.
+    await world.notifier.handle(replay, MessageContext(attempt=1, max_attempts=3, redelivered=True))
+    assert len(receivers.got(url)) == 2
+    # Another tenant cannot replay it.
+    foreign = replay.model_copy(update={"tenant_id": "someone-else", "id": "evt_other"})
+    await world.notifier.handle(foreign, context)
+    assert len(receivers.got(url)) == 2
+
+
+@pytest.mark.parametrize("status", [400, 410])
+async def test_client_errors_are_not_retried(
+    world: World, receivers: Receivers, status: int
+) -> None:
+    url = receivers.url(answers(status, 200))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.FAILED
+    assert [a.status_code for a in delivery.attempts] == [status]
+    # Longer than the whole schedule: a retry would have come by now.
+    await asyncio.sleep(0.5)
+    assert len(receivers.got(url)) == 1
+
+
+async def test_redirect_is_not_followed(world: World, receivers: Receivers) -> None:
+    target = receivers.url(answers(200))
+    url = receivers.url(answers(302, headers={"Location": target}))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.FAILED
+    [attempt] = delivery.attempts
+    assert attempt.status_code == 302
+    assert "redirect" in (attempt.error or "")
+    assert receivers.got(target) == []
+
+
+async def test_slow_receiver_times_out_and_is_retried(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(webhook_timeout_seconds=0.3)
+
+    async def script(n: int) -> Response:
+        if n == 1:
+            await asyncio.sleep(1.0)
+        return Response("ok")
+
+    url = receivers.url(script)
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    first, second = delivery.attempts
+    assert first.status_code is None
+    assert "0.3" in (first.error or "")
+    assert first.latency_ms is not None
+    assert first.latency_ms < 900
+    assert second.status_code == 200
+
+
+async def test_429_retry_after_is_honoured(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(webhook_retry_delays=[0.05, 1.0])
+    url = receivers.url(answers(429, 200, headers={"Retry-After": "1"}))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert [a.status_code for a in delivery.attempts] == [429, 200]
+    first, second = receivers.got(url)
+    # The schedule alone would have retried after 0.05 s.
+    assert second.at - first.at >= 0.95
+
+
+async def test_connection_refused_is_retried_then_failed(
+    world: World, receivers: Receivers
+) -> None:
+    from tests.support.net import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.FAILED
+    assert len(delivery.attempts) == 3
+    assert all(a.status_code is None and a.error for a in delivery.attempts)
+
+
+async def test_ssrf_guard_refuses_at_send_time(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(webhook_allow_private_networks=False)
+    url = receivers.url(answers(200))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.FAILED
+    [attempt] = delivery.attempts
+    assert attempt.status_code is None
+    assert "loopback" in (attempt.error or "")
+    assert receivers.got(url) == []
+
+
+# --- idempotency -----------------------------------------------------------------------
+
+
+async def test_redelivered_event_is_not_delivered_twice(world: World, receivers: Receivers) -> None:
+    url = receivers.url(answers(200))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+    await world.settled(event.id)
+
+    redelivered = MessageContext(attempt=1, max_attempts=3, redelivered=True)
+    await world.notifier.handle(event, redelivered)
+    await world.bus.publish(event)  # a duplicate publish (outbox relay) too
+    await world.notifier.handle(event, MessageContext(attempt=2, max_attempts=3, redelivered=False))
+    await asyncio.sleep(0.3)
+    assert len(receivers.got(url)) == 1
+    [delivery] = await world.deliveries()
+    assert len(delivery.attempts) == 1
+
+
+async def test_last_attempt_marks_pending_deliveries_failed_without_raising(
+    world: World, receivers: Receivers
+) -> None:
+    url = receivers.url(answers(503))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    # Straight to the handler: the bus would have retried it twice already.
+    await world.notifier.handle(event, MessageContext(attempt=3, max_attempts=3, redelivered=False))
+    [delivery] = await world.deliveries()
+    assert delivery.status == DeliveryStatus.FAILED
+
+
+# --- on the real broker ------------------------------------------------------------------
+
+
+async def test_retries_through_rabbitmq(
+    world_factory: Callable[..., Awaitable[World]],
+    receivers: Receivers,
+    broker_url: str,
+    unique_name: str,
+) -> None:
+    exchange, prefix = f"{unique_name}.events", f"{unique_name}."
+    bus = RabbitBus(broker_url, exchange=exchange, queue_prefix=prefix)
+    world = await world_factory(bus=bus, webhook_retry_delays=[0.2, 0.2])
+    try:
+        url = receivers.url(answers(500, 200))
+        endpoint = await world.endpoint(url)
+        event = event_for(await world.call())
+        await bus.publish(event)
+
+        [delivery] = await world.settled(event.id)
+        assert delivery.status == DeliveryStatus.DELIVERED
+        assert [a.status_code for a in delivery.attempts] == [500, 200]
+        hits = receivers.got(url)
+        assert len(hits) == 2
+        for hit in hits:
+            Webhook(endpoint.secret).verify(hit.body, hit.headers)
+            assert_nothing_provider_related(hit)
+    finally:
+        await bus.close()
+        await _delete_rabbit_topology(broker_url, exchange, prefix + QUEUE, [0.2])
+
+
+async def _delete_rabbit_topology(
+    broker_url: str, exchange: str, queue: str, delays: list[float]
+) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel()
+        for name in [queue, f"{queue}.dlq", *(retry_queue(queue, d) for d in delays)]:
+            await channel.queue_delete(name)
+        await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
