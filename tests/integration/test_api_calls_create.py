@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +17,7 @@ from switchboard_shared.domain.calls import CallStatus
 from switchboard_shared.events import Event, EventType
 from switchboard_shared.outbox import OutboxRelay
 from switchboard_shared.ports import MessageContext, Subscription
-from tests.support.api_client import ApiHarness, create_tenant_with_key, running_api
+from tests.support.api_client import ApiHarness, running_api
 from tests.support.net import eventually
 
 CALL = {"phone": "+996700000000", "agent": "altynai"}
@@ -58,33 +55,6 @@ def assert_created(response: httpx.Response) -> str:
 
 
 # --- the public contract ---------------------------------------------------------------
-
-
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
-@pytest.mark.parametrize("agent", ["altynai", "akylai", "altai"])
-async def test_the_quickstart_curl_works_verbatim(api: ApiHarness, agent: str) -> None:
-    tenant, raw = await create_tenant_with_key(api.store)
-    # The docs' command, with only the base URL and the key substituted.
-    command = (
-        f"curl -sS -X POST {api.base_url}/v1/calls \\\n"
-        f'  -H "Authorization: Bearer {raw}" \\\n'
-        '  -H "Content-Type: application/json" \\\n'
-        "  -d '{\n"
-        '    "phone": "+996700000000",\n'
-        f'    "agent": "{agent}"\n'
-        "  }' -w '\\n%{http_code}'"
-    )
-    process = await asyncio.create_subprocess_shell(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
-    body, status = stdout.decode().rsplit("\n", 1)
-    assert status == "201", (body, stderr)
-    created = json.loads(body)
-    assert set(created) == {"call_id", "status"}
-    call = await api.store.get_call(created["call_id"], tenant.tenant_id)
-    assert call is not None
-    assert (call.agent, call.phone, call.status) == (agent, "+996700000000", CallStatus.QUEUED)
 
 
 async def test_a_created_call_is_stored_queued_and_its_event_confirmed(
