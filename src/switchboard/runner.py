@@ -51,13 +51,10 @@ def all_in_one_settings(settings: Settings) -> Settings:
 
 
 def _demo_setup(components: Components) -> Worker:
-    """Seeds the embedded mode: agents from the YAML file and a demo tenant with a key."""
+    """Seeds the embedded mode with a demo tenant and key (the API loads the agents)."""
 
     async def start() -> None:
         settings = components.settings
-        if settings.agents_file:
-            count = await admin.load_agents_file(components.store, settings.agents_file)
-            log.info("loaded %d agents from %s", count, settings.agents_file)
         key = await admin.ensure_demo_tenant(components.store, settings.dev_api_key)
         banner = (
             f"\n  Switchboard is running on http://{settings.host}:{settings.port}"
@@ -72,17 +69,6 @@ def _demo_setup(components: Components) -> Worker:
         return None
 
     return Worker("demo-setup", start, stop)
-
-
-def _agents_loader(components: Components) -> Worker:
-    async def start() -> None:
-        if components.settings.agents_file:
-            await admin.load_agents_file(components.store, components.settings.agents_file)
-
-    async def stop() -> None:
-        return None
-
-    return Worker("agents-loader", start, stop)
 
 
 def run(target: str, settings: Settings | None = None) -> None:
@@ -113,11 +99,7 @@ def run(target: str, settings: Settings | None = None) -> None:
     }[target]
     settings = settings.model_copy(update={"service": target})
 
-    def build_one(components: Components) -> list[ServiceParts]:
-        setup = ServiceParts(name="setup", workers=[_agents_loader(components)])
-        return [setup, single(components)]
-
-    run_process(target, build_one, settings)
+    run_process(target, lambda components: [single(components)], settings)
 
 
 __all__ = ["TARGETS", "run"]

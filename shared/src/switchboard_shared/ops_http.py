@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Response
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+PING_TIMEOUT_SECONDS = 2.0
 
 
 class Readiness:
@@ -23,7 +25,8 @@ class Readiness:
         results: dict[str, str] = {}
         for name, check in self.checks.items():
             try:
-                await check()
+                # A dependency slower than this is as good as down for a probe.
+                await asyncio.wait_for(check(), PING_TIMEOUT_SECONDS)
                 results[name] = "ok"
             except Exception as exc:  # any failure means "not ready", with its reason
                 results[name] = f"unavailable: {type(exc).__name__}"

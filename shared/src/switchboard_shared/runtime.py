@@ -80,6 +80,9 @@ def assemble_app(
         raise ValueError("at most one service may serve at the root path")
     if roots:
         app = roots[0]
+        # A root app with its own /readyz (the API's) reports the process's readiness,
+        # draining flag included.
+        app.state.readiness = readiness
     else:
         app = FastAPI(title=title, docs_url=None, redoc_url=None)
         install_error_handlers(app)

@@ -96,8 +96,14 @@ def create_app(settings: Settings) -> FastAPI:
             dependencies=[Depends(_dialect(dialect.NAME)), Depends(require_key)],
         )
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/_sim/calls", include_in_schema=False)
+    async def calls_log() -> dict[str, list[dict[str, str]]]:
+        """Every call the simulator was asked to place: lets tests count dials."""
+        return {
+            "data": [
+                {"id": c.id, "dialect": c.dialect, "to_number": c.to_number, "status": c.status}
+                for c in simulator.calls.all()
+            ]
+        }
 
     return app

@@ -75,6 +75,10 @@ class CallBook:
     def get(self, call_id: str) -> SimCall | None:
         return self._calls.get(call_id)
 
+    def all(self) -> list[SimCall]:
+        """Every remembered call, oldest first."""
+        return list(self._calls.values())
+
     def by_idempotency_key(self, key: str | None) -> SimCall | None:
         call_id = self._by_key.get(key) if key else None
         return self._calls.get(call_id) if call_id else None

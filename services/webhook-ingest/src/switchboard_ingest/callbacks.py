@@ -9,7 +9,8 @@ from enum import StrEnum
 from opentelemetry import propagate, trace
 
 from switchboard_shared import callback_signing
-from switchboard_shared.adapters.providers.generic import parse_generic_callback
+from switchboard_shared.adapters.providers.http import json_object
+from switchboard_shared.adapters.providers.simulator import parse_call
 from switchboard_shared.call_updates import apply_provider_state
 from switchboard_shared.http_errors import ApiError
 from switchboard_shared.metrics import CALLBACKS_RECEIVED
@@ -77,7 +78,8 @@ class CallbackIngest:
                 401, "invalid_signature", "the callback signature matches no provider secret"
             )
         try:
-            state = parse_generic_callback(body)
+            # The simulator's callbacks are the generic format: one parser for both.
+            state = parse_call(json_object(body), "provider_call_id")
         except MalformedCallback as exc:
             CALLBACKS_RECEIVED.labels(sender, "rejected").inc()
             raise ApiError(400, "malformed_callback", str(exc)) from exc

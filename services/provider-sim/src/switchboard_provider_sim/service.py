@@ -1,0 +1,14 @@
+"""The simulator as a part of a process: alone at the root, or mounted in the all-in-one."""
+
+from __future__ import annotations
+
+from switchboard_provider_sim.app import create_app
+from switchboard_shared.runtime import ServiceParts
+from switchboard_shared.settings import Settings
+
+
+def parts(settings: Settings, mount_path: str | None = None) -> ServiceParts:
+    app = create_app(settings)
+    if mount_path:
+        return ServiceParts(name="provider-sim", mounts={mount_path: app})
+    return ServiceParts(name="provider-sim", root_app=app)
