@@ -9,9 +9,14 @@ to fractions of a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
+import shutil
+import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,8 +48,10 @@ from switchboard_shared.events import Event, EventType
 from switchboard_shared.outbox import event_for
 from switchboard_shared.ports import Bus, MessageContext, Store
 from switchboard_shared.settings import Settings
+from switchboard_shared.ssrf import resolve
+from switchboard_shared.webhook_sender import AttemptResult, WebhookSender
 from switchboard_shared.webhook_signing import generate_secret
-from tests.support.net import eventually
+from tests.support.net import eventually, free_port
 from tests.support.servers import serving
 from tests.support.stores import open_store
 
@@ -537,8 +545,6 @@ async def test_429_retry_after_is_honoured(
 async def test_connection_refused_is_retried_then_failed(
     world: World, receivers: Receivers
 ) -> None:
-    from tests.support.net import free_port
-
     url = f"http://127.0.0.1:{free_port()}/hook"
     await world.endpoint(url)
     event = event_for(await world.call())
@@ -564,6 +570,104 @@ async def test_ssrf_guard_refuses_at_send_time(
     assert attempt.status_code is None
     assert "loopback" in (attempt.error or "")
     assert receivers.got(url) == []
+
+
+# --- TLS: connect to the checked address, verify the certificate for the host name ----------
+
+
+def make_certificate(directory: Path, host: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `host` (its own trust anchor) and its key."""
+    cert, key = directory / f"{host}.crt", directory / f"{host}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={host}",
+            "-addext",
+            f"subjectAltName=DNS:{host}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@contextlib.asynccontextmanager
+async def serving_tls(app: Any, cert: Path, key: Path) -> AsyncIterator[int]:
+    """`app` over HTTPS on 127.0.0.1; yields the port."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: _started(server, task))
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
+    if task.done():
+        task.result()
+    return bool(server.started)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
+    tmp_path: Path,
+) -> None:
+    if (await resolve("localhost", 443))[0] != ipaddress.ip_address("127.0.0.1"):
+        pytest.skip("localhost does not resolve to 127.0.0.1 first here")
+    hits: list[str] = []
+
+    async def hook(request: Request) -> Response:
+        hits.append(request.headers["host"])
+        return Response("ok")
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    cert, key = make_certificate(tmp_path, "localhost")
+    trusted = ssl.create_default_context(cafile=str(cert))
+    sender = WebhookSender(notifier_settings(), ssl_context=trusted)
+    try:
+        async with serving_tls(app, cert, key) as port:
+            outcome = await sender.send(f"https://localhost:{port}/hook", b"{}", {})
+            # Connected to 127.0.0.1, yet the certificate (DNS:localhost only) verified.
+            assert outcome.result is AttemptResult.DELIVERED, outcome.attempt.error
+            assert hits == [f"localhost:{port}"]
+        other_cert, other_key = make_certificate(tmp_path, "other.example")
+        other = ssl.create_default_context(cafile=str(other_cert))
+        mismatched = WebhookSender(notifier_settings(), ssl_context=other)
+        try:
+            async with serving_tls(app, other_cert, other_key) as port:
+                outcome = await mismatched.send(f"https://localhost:{port}/hook", b"{}", {})
+            assert outcome.result is AttemptResult.RETRY
+            assert "certificate" in (outcome.attempt.error or "").lower()
+            assert len(hits) == 1
+        finally:
+            await mismatched.close()
+    finally:
+        await sender.close()
 
 
 # --- idempotency -----------------------------------------------------------------------

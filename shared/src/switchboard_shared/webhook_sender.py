@@ -17,6 +17,7 @@ between attempts is the bus's job.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,13 +83,15 @@ def classify(status_code: int) -> AttemptResult:
 class WebhookSender:
     """POSTs signed webhooks; one instance per process (it holds an HTTP client)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context` replaces the system trust store (tests with their own CA)."""
         self._timeout = settings.webhook_timeout_seconds
         self._allow_http = settings.webhook_allow_http
         self._allow_private = settings.webhook_allow_private_networks
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
             follow_redirects=False,
+            verify=ssl_context or True,
             # Proxies from the environment would resolve the name themselves.
             trust_env=False,
             # The pool is keyed by address: a kept-alive connection verified for one host
