@@ -8,19 +8,26 @@ exchange and queue prefix and delete what they declared.
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aio_pika
+import aio_pika.abc
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
+from yarl import URL
 
 from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_shared.adapters.bus_rabbitmq import RabbitBus, retry_queue
 from switchboard_shared.events import Event, EventType
 from switchboard_shared.ports import (
     Bus,
@@ -31,7 +38,7 @@ from switchboard_shared.ports import (
     RetryLater,
     Subscription,
 )
-from tests.support.net import eventually
+from tests.support.net import eventually, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -138,6 +145,109 @@ async def _inprocess(_broker_url: str, _unique: str) -> BusHarness:
 
 
 HARNESSES["inprocess"] = _inprocess
+
+
+class RabbitHarness(BusHarness):
+    """A RabbitBus on its own exchange and queue prefix, plus a plain aio-pika connection
+    to reach queues directly; deletes every queue and the exchange it used."""
+
+    kind = "rabbitmq"
+
+    def __init__(self, broker_url: str, unique: str) -> None:
+        self.broker_url = broker_url
+        self.exchange = f"{unique}.events"
+        self.prefix = f"{unique}."
+        self.spans = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.buses: list[RabbitBus] = []
+        self.queues: set[str] = set()
+        self.dead: dict[str, list[bytes]] = {}
+        self.bus = self.new_bus()
+        self.admin: aio_pika.abc.AbstractConnection | None = None
+
+    def new_bus(self, url: str | None = None, **options: Any) -> RabbitBus:
+        bus = RabbitBus(
+            url or self.broker_url,
+            exchange=self.exchange,
+            queue_prefix=self.prefix,
+            reconnect_interval=0.2,
+            close_timeout=10,
+            tracer_provider=self.tracer_provider,
+            **options,
+        )
+        self.buses.append(bus)
+        return bus
+
+    def queue(self, name: str) -> str:
+        return self.prefix + name
+
+    async def subscribe(
+        self,
+        name: str,
+        routing_keys: tuple[str, ...],
+        handler: Handler,
+        retry_delays: tuple[float, ...] = (0.1, 0.1),
+        prefetch: int = 10,
+        bus: Bus | None = None,
+    ) -> None:
+        full = self.queue(name)
+        self.queues.update({full, f"{full}.dlq", *(retry_queue(full, d) for d in retry_delays)})
+        await super().subscribe(name, routing_keys, handler, retry_delays, prefetch, bus)
+
+    async def channel(self) -> aio_pika.abc.AbstractChannel:
+        if self.admin is None:
+            self.admin = await aio_pika.connect(self.broker_url)
+        return await self.admin.channel()
+
+    async def inject_raw(self, name: str, body: bytes) -> None:
+        channel = await self.channel()
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, message_id="garbage"), routing_key=self.queue(name)
+        )
+        await channel.close()
+
+    async def dead_lettered(self, name: str) -> list[bytes]:
+        """Drains `<queue>.dlq` into a list kept across calls (so polling loses nothing)."""
+        kept = self.dead.setdefault(name, [])
+        channel = await self.channel()
+        queue = await channel.get_queue(f"{self.queue(name)}.dlq")
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            kept.append(message.body)
+        await channel.close()
+        return list(kept)
+
+    async def depth(self, name: str) -> int:
+        channel = await self.channel()
+        queue = await channel.declare_queue(self.queue(name), passive=True)
+        await channel.close()
+        assert queue.declaration_result.message_count is not None
+        return queue.declaration_result.message_count
+
+    async def aclose(self) -> None:
+        try:
+            for bus in self.buses:
+                await asyncio.wait_for(bus.close(), 20)
+        finally:
+            await self._delete_topology()
+
+    async def _delete_topology(self) -> None:
+        channel = await self.channel()
+        for name in self.queues:
+            await channel.queue_delete(name)
+        await channel.exchange_delete(self.exchange)
+        await channel.close()
+        assert self.admin is not None
+        await self.admin.close()
+
+
+async def _rabbitmq(broker_url: str, unique: str) -> BusHarness:
+    harness = RabbitHarness(broker_url, unique)
+    await harness.bus.start()
+    return harness
+
+
+HARNESSES["rabbitmq"] = _rabbitmq
 
 
 @pytest.fixture(params=sorted(HARNESSES))
@@ -398,3 +508,248 @@ async def test_event_no_queue_is_bound_to(harness: BusHarness) -> None:
             await harness.bus.publish(event)
     else:
         await harness.bus.publish(event)  # documented difference: accepted and dropped
+
+
+# --- RabbitMQ only ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def rabbit(broker_url: str, unique_name: str) -> AsyncIterator[RabbitHarness]:
+    harness = RabbitHarness(broker_url, unique_name)
+    await harness.bus.start()
+    try:
+        yield harness
+    finally:
+        await harness.aclose()
+
+
+class TcpProxy:
+    """A loopback TCP forwarder to the broker: stopping it is, for a client, the broker
+    (or the client's host) vanishing mid-connection; starting it again, its return."""
+
+    def __init__(self, target: str) -> None:
+        url = URL(target)
+        self.target_host, self.target_port = url.host or "127.0.0.1", url.port or 5672
+        self.port = free_port()
+        self.url = str(url.with_port(self.port))
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+        if self._server:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update({writer, up_writer})
+        await asyncio.gather(
+            _pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True
+        )
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.transport.abort()
+
+
+async def test_unreachable_broker_fails_fast_and_start_does_not_block(
+    rabbit: RabbitHarness,
+) -> None:
+    bus = rabbit.new_bus(f"amqp://guest:guest@127.0.0.1:{free_port()}/")
+    started = time.monotonic()
+    await bus.start()
+    assert time.monotonic() - started < 3
+
+    started = time.monotonic()
+    with pytest.raises(PublishError):
+        await bus.publish(make_event())
+    with pytest.raises(PublishError):
+        await bus.ping()
+    assert time.monotonic() - started < 3
+
+    # Subscribing waits for the broker in the background instead of blocking.
+    await asyncio.wait_for(bus.subscribe(Subscription("never", ("call.*",), Received())), 3)
+
+
+async def test_connects_late_and_recovers_after_the_broker_comes_back(
+    rabbit: RabbitHarness, broker_url: str
+) -> None:
+    proxy = TcpProxy(broker_url)
+    bus = rabbit.new_bus(proxy.url)
+    await bus.start()  # nothing listens yet
+    with pytest.raises(PublishError):
+        await bus.publish(make_event())
+    got = Received()
+    await rabbit.subscribe("late", ("call.requested",), got, bus=bus)
+
+    first = make_event()
+    await proxy.start()
+    try:
+        await eventually(lambda: _publishes(bus, first))
+        await eventually(lambda: _true(got.events == [first]))
+
+        await proxy.stop()  # the broker goes away
+        await eventually(lambda: _fails_ping(bus))
+        started = time.monotonic()
+        with pytest.raises(PublishError):
+            await bus.publish(make_event())
+        assert time.monotonic() - started < 3
+
+        await proxy.start()  # ... and comes back: publish and consume resume
+        second = make_event()
+        await eventually(lambda: _publishes(bus, second))
+        await eventually(lambda: _true(got.events == [first, second]))
+        await bus.ping()
+    finally:
+        await bus.close()
+        await proxy.stop()
+
+
+async def _publishes(bus: Bus, event: Event) -> bool:
+    try:
+        await bus.publish(event)
+    except PublishError:
+        return False
+    return True
+
+
+async def _fails_ping(bus: Bus) -> bool:
+    try:
+        await bus.ping()
+    except PublishError:
+        return True
+    return False
+
+
+async def test_message_of_a_killed_consumer_goes_to_another_one(
+    rabbit: RabbitHarness, broker_url: str
+) -> None:
+    gate = asyncio.Event()
+
+    async def hang(_: Event, __: MessageContext) -> None:
+        await gate.wait()
+
+    proxy = TcpProxy(broker_url)
+    await proxy.start()
+    victim = rabbit.new_bus(proxy.url)
+    await victim.start()
+    victim_got = Received(hang)
+    await rabbit.subscribe("killed", ("call.requested",), victim_got, prefetch=1, bus=victim)
+    event = make_event()
+    await rabbit.bus.publish(event)
+    await eventually(lambda: _true(victim_got.items))
+
+    survivor_got = Received()
+    await rabbit.subscribe("killed", ("call.requested",), survivor_got)
+    await proxy.stop()  # the victim's connection dies without an ack
+
+    await eventually(lambda: _true(survivor_got.items))
+    received, context, _ = survivor_got.items[0]
+    assert received == event
+    assert context.redelivered is True
+    assert context.attempt == 1
+    assert victim_got.items[0][1].redelivered is False
+    gate.set()  # the victim finishes; its ack goes nowhere
+    await eventually(lambda: _depth_is(rabbit, "killed", 0))
+
+
+async def _depth_is(rabbit: RabbitHarness, name: str, depth: int) -> bool:
+    return await rabbit.depth(name) == depth
+
+
+async def test_a_confirmed_message_waits_for_a_restarted_consumer(rabbit: RabbitHarness) -> None:
+    before = rabbit.new_bus()
+    await before.start()
+    await rabbit.subscribe("restart", ("call.requested",), Received(), bus=before)
+    await before.close()
+
+    event = make_event()
+    await rabbit.bus.publish(event)
+    assert await rabbit.depth("restart") == 1
+
+    after = rabbit.new_bus()
+    await after.start()
+    got = Received()
+    await rabbit.subscribe("restart", ("call.requested",), got, bus=after)
+    await eventually(lambda: _true(got.events == [event]))
+
+
+async def test_poison_message_is_dead_lettered_by_the_delivery_limit(
+    rabbit: RabbitHarness,
+) -> None:
+    # Declare the topology with a low limit, then play a consumer that crashes every
+    # time (the message comes back unacked) with plain aio-pika.
+    bus = rabbit.new_bus(delivery_limit=2)
+    await bus.start()
+    await rabbit.subscribe("poison", ("call.requested",), Received(), bus=bus)
+    await bus.stop_consuming()
+    event = make_event()
+    await rabbit.bus.publish(event)
+
+    channel = await rabbit.channel()
+    queue = await channel.get_queue(rabbit.queue("poison"))
+    for _ in range(10):
+        message = await queue.get(fail=False)
+        if message is None:
+            break
+        await message.nack(requeue=True)
+    await channel.close()
+
+    dead = await eventually(lambda: rabbit.dead_lettered("poison"))
+    assert [Event.from_bytes(body) for body in dead] == [event]
+
+
+_JSON = ("--formatter", "json")
+
+
+@pytest.mark.skipif(not shutil.which("rabbitmqctl"), reason="needs rabbitmqctl")
+async def test_topology(rabbit: RabbitHarness) -> None:
+    await rabbit.subscribe("topo", ("call.*",), Received(), retry_delays=(0.5, 2.0))
+    listing = await asyncio.to_thread(
+        subprocess.run,
+        [*("rabbitmqctl", "-q", "list_queues", "name", "type", "durable", "arguments"), *_JSON],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    queues = {q["name"]: q for q in json.loads(listing.stdout) if q["name"] in rabbit.queues}
+
+    def arguments(name: str) -> dict[str, Any]:
+        # rabbitmqctl renders arguments as [[key, amqp_type, value], ...]
+        return {key: value for key, _, value in queues[rabbit.queue(name)]["arguments"]}
+
+    work = queues[rabbit.queue("topo")]
+    assert (work["type"], work["durable"]) == ("quorum", True)
+    assert arguments("topo") == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 20,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": rabbit.queue("topo.dlq"),
+    }
+    assert queues[rabbit.queue("topo.dlq")]["type"] == "quorum"
+    assert arguments("topo.retry.500")["x-message-ttl"] == 500
+    assert arguments("topo.retry.2000") == {
+        "x-queue-type": "classic",
+        "x-message-ttl": 2000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": rabbit.queue("topo"),
+    }
+    assert queues[rabbit.queue("topo.retry.2000")]["type"] == "classic"
