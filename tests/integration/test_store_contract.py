@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -30,6 +31,7 @@ from switchboard_shared.ports import (
     Store,
     StoreError,
 )
+from tests.support.net import free_port
 from tests.support.stores import STORE_KINDS, StoreKind, open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -713,3 +715,151 @@ async def test_sqlite_conditional_updates_are_atomic_across_processes(tmp_path: 
         assert final.sequence == 1 + 2 * increments
     finally:
         await store.close()
+
+
+# --- MongoDB: indexes and reachability -------------------------------------------------------
+
+
+def plan_stages(plan: object) -> list[dict[str, object]]:
+    """Every stage of an explain plan, whatever the nesting: mongod nests `inputStage(s)`
+    (and, with the slot-based engine, a `queryPlan`); SecantusDB uses the classic shape."""
+    found: list[dict[str, object]] = []
+    if isinstance(plan, dict):
+        if "stage" in plan:
+            found.append(plan)
+        for value in plan.values():
+            found += plan_stages(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found += plan_stages(value)
+    return found
+
+
+LISTING_FILTERS = {
+    "calls_by_tenant_created": CallFilter(),
+    "calls_by_tenant_status_created": CallFilter(status=CallStatus.COMPLETED),
+    "calls_by_tenant_agent_created": CallFilter(agent="altynai"),
+    "calls_by_tenant_status_agent_created": CallFilter(
+        status=CallStatus.COMPLETED,
+        agent="altynai",
+        created_after=datetime(2024, 1, 1, tzinfo=UTC),
+        created_before=datetime(2030, 1, 1, tzinfo=UTC),
+    ),
+}
+
+
+@pytest.mark.parametrize("index_name", list(LISTING_FILTERS))
+async def test_mongo_call_listing_is_served_by_an_index(
+    mongodb_url: str, unique_name: str, index_name: str
+) -> None:
+    from pymongo import AsyncMongoClient
+
+    from switchboard_shared.adapters.store_mongo import MongoStore, call_list_queries
+
+    store = MongoStore(mongodb_url, unique_name)
+    await store.start()
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        await seed_calls(store, "tenant-a", 12, ms(utcnow() - timedelta(hours=1)))
+        filters = LISTING_FILTERS[index_name]
+        cursor_at = Position(ms(utcnow() - timedelta(minutes=30)), "5" * 36)
+        queries = [
+            *call_list_queries("tenant-a", filters, None, 21),
+            *call_list_queries("tenant-a", filters, cursor_at, 21),
+        ]
+        assert len(queries) == 3  # first page; after a cursor: ties, then older calls
+        for query in queries:
+            explained = await client[unique_name].command(
+                "explain",
+                {"find": "calls", "filter": query.filter, "sort": dict(query.sort), "limit": 21},
+                verbosity="queryPlanner",
+            )
+            stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+            names = [stage["stage"] for stage in stages]
+            assert "COLLSCAN" not in names, (query, explained)
+            scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
+            assert scans, (query, explained)
+            assert {stage.get("indexName") for stage in scans} == {index_name}
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+        await store.close()
+
+
+async def test_mongo_start_raises_store_error_when_unreachable(unique_name: str) -> None:
+    from switchboard_shared.adapters.store_mongo import MongoStore
+
+    url = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+    store = MongoStore(url, unique_name, timeout_ms=300)
+    with pytest.raises(StoreError):
+        await store.start()
+    with pytest.raises(StoreError):
+        await store.ping()
+
+
+class TcpProxy:
+    """Forwards a loopback port to `target` until `cut()` drops every connection."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(
+            self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
+        )
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+async def test_mongo_ping_raises_store_error_when_the_server_goes_away(
+    mongodb_url: str, unique_name: str
+) -> None:
+    from pymongo.uri_parser import parse_uri
+
+    from switchboard_shared.adapters.store_mongo import MongoStore
+
+    parsed = parse_uri(mongodb_url)
+    host, port = parsed["nodelist"][0]
+    proxy = TcpProxy((host, port))
+    await proxy.start()
+    credentials = ""
+    if parsed["username"]:
+        credentials = f"{quote(parsed['username'])}:{quote(parsed['password'] or '')}@"
+    url = f"mongodb://{credentials}127.0.0.1:{proxy.port}/?directConnection=true"
+    store = MongoStore(url, unique_name, timeout_ms=500)
+    try:
+        await store.start()
+        await store.ping()
+        await proxy.cut()
+        with pytest.raises(StoreError):
+            await store.ping()
+    finally:
+        await store.close()
+        await proxy.cut()

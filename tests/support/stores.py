@@ -11,7 +11,7 @@ from typing import Literal
 from switchboard_shared.ports import Store
 
 StoreKind = Literal["sqlite", "mongo"]
-STORE_KINDS: tuple[StoreKind, ...] = ("sqlite",)  # mongo: next commit
+STORE_KINDS: tuple[StoreKind, ...] = ("sqlite", "mongo")
 
 
 @contextlib.asynccontextmanager

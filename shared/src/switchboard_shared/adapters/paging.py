@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from switchboard_shared.ports import InvalidCursor
 
 Listing = Literal["calls", "deliveries"]
+T = TypeVar("T")
 
 _TAGS: dict[str, str] = {"calls": "c", "deliveries": "d"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -75,3 +77,20 @@ def decode_cursor(listing: Listing, cursor: str) -> Position:
         return Position(from_millis(millis), item_id)
     except OverflowError as exc:
         raise InvalidCursor("invalid cursor") from exc
+
+
+def check_limit(limit: int) -> None:
+    """Raises ValueError for a page size below 1 (the API clamps the maximum)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+
+
+def split_page(
+    listing: Listing, fetched: Sequence[T], limit: int, position: Callable[[T], Position]
+) -> tuple[list[T], str | None]:
+    """The page out of `fetched` (read with `limit + 1` so one extra item tells whether
+    more follow) and the cursor continuing after it, None on the last page."""
+    page = list(fetched[:limit])
+    if len(fetched) <= limit:
+        return page, None
+    return page, encode_cursor(listing, position(page[-1]))

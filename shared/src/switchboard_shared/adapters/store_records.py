@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
-from switchboard_shared.domain.calls import Call, CallStatus
+from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 from switchboard_shared.ports import IdempotencyConflict
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,6 +39,12 @@ def stored_value(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [stored_value(v) for v in value]
     return value
+
+
+def stored_now() -> datetime:
+    """The current time as stored: UTC, whole milliseconds."""
+    now: datetime = stored_value(utcnow())
+    return now
 
 
 def stored_document(model: BaseModel) -> dict[str, Any]:

@@ -26,8 +26,9 @@ from pydantic import BaseModel
 
 from switchboard_shared.adapters.paging import (
     Position,
+    check_limit,
     decode_cursor,
-    encode_cursor,
+    split_page,
     to_millis,
 )
 from switchboard_shared.adapters.store_records import (
@@ -37,7 +38,7 @@ from switchboard_shared.adapters.store_records import (
     stored_changes,
     stored_document,
     stored_expectations,
-    stored_value,
+    stored_now,
 )
 from switchboard_shared.domain.agents import Agent
 from switchboard_shared.domain.calls import (
@@ -356,7 +357,7 @@ class SqliteStore:
                 key = _one(conn, API_KEYS, "key_id = ?", (key_id,))
                 if key is None or key.revoked_at is not None:
                     return False
-                _replace(conn, API_KEYS, stored_document(key) | {"revoked_at": _now()})
+                _replace(conn, API_KEYS, stored_document(key) | {"revoked_at": stored_now()})
                 return True
 
         return await self._run(op)
@@ -417,7 +418,7 @@ class SqliteStore:
     async def list_calls(
         self, tenant_id: str, filters: CallFilter, limit: int, cursor: str | None
     ) -> CallPage:
-        _check_limit(limit)
+        check_limit(limit)
         after = decode_cursor("calls", cursor) if cursor is not None else None
         where, params = ["tenant_id = ?"], [tenant_id]
         if filters.status is not None:
@@ -440,11 +441,8 @@ class SqliteStore:
             "ORDER BY created_at DESC, call_id DESC LIMIT ?"
         )
         calls = await self._run(lambda c: _many(c, Call, sql, [*params, limit + 1]))
-        page, more = calls[:limit], len(calls) > limit
-        next_cursor = (
-            encode_cursor("calls", Position(page[-1].created_at, page[-1].call_id))
-            if more
-            else None
+        page, next_cursor = split_page(
+            "calls", calls, limit, lambda call: Position(call.created_at, call.call_id)
         )
         return CallPage(calls=page, next_cursor=next_cursor)
 
@@ -472,7 +470,7 @@ class SqliteStore:
                 if not guards_hold(document, expected_statuses, guard):
                     return None
                 document.update(fields)
-                document["updated_at"] = fields.get("updated_at", _now())
+                document["updated_at"] = fields.get("updated_at", stored_now())
                 if bump_sequence:
                     document["sequence"] += 1
                     document["publish_pending"] = True
@@ -499,7 +497,7 @@ class SqliteStore:
         publish_pending: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
-        _check_limit(limit)
+        check_limit(limit)
         where: list[str] = []
         params: list[Any] = []
         if statuses is not None:
@@ -549,7 +547,8 @@ class SqliteStore:
         )
 
         def op(conn: sqlite3.Connection) -> bool:
-            created = conn.execute(sql, (consumer, message_id, to_millis(_now()))).rowcount == 1
+            now = to_millis(stored_now())
+            created = conn.execute(sql, (consumer, message_id, now)).rowcount == 1
             if purge:
                 self._purge_processed(conn)
             return created
@@ -558,7 +557,7 @@ class SqliteStore:
 
     @staticmethod
     def _purge_processed(conn: sqlite3.Connection) -> None:
-        cutoff = to_millis(_now() - PROCESSED_RETENTION)
+        cutoff = to_millis(stored_now() - PROCESSED_RETENTION)
         conn.execute("DELETE FROM processed_messages WHERE processed_at < ?", (cutoff,))
 
     # --- webhook endpoints -------------------------------------------------------------------
@@ -611,7 +610,7 @@ class SqliteStore:
                 document = stored_document(delivery)
                 document["attempts"].append(stored_document(attempt))
                 document["status"] = status.value
-                document["updated_at"] = _now()
+                document["updated_at"] = stored_now()
                 updated = Delivery.model_validate(document)
                 _replace(conn, DELIVERIES, stored_document(updated))
                 return updated
@@ -621,7 +620,7 @@ class SqliteStore:
     async def list_deliveries(
         self, tenant_id: str, filters: DeliveryFilter, limit: int, cursor: str | None
     ) -> DeliveryPage:
-        _check_limit(limit)
+        check_limit(limit)
         after = decode_cursor("deliveries", cursor) if cursor is not None else None
         where, params = ["tenant_id = ?"], [tenant_id]
         for column, value in (
@@ -640,20 +639,7 @@ class SqliteStore:
             "ORDER BY created_at DESC, delivery_id DESC LIMIT ?"
         )
         found = await self._run(lambda c: _many(c, Delivery, sql, [*params, limit + 1]))
-        page, more = found[:limit], len(found) > limit
-        next_cursor = (
-            encode_cursor("deliveries", Position(page[-1].created_at, page[-1].delivery_id))
-            if more
-            else None
+        page, next_cursor = split_page(
+            "deliveries", found, limit, lambda d: Position(d.created_at, d.delivery_id)
         )
         return DeliveryPage(deliveries=page, next_cursor=next_cursor)
-
-
-def _now() -> datetime:
-    stamped: datetime = stored_value(utcnow())
-    return stamped
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
