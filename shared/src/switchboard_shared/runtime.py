@@ -69,6 +69,8 @@ class ServiceParts:
     routers: list[APIRouter] = field(default_factory=list)
     mounts: dict[str, ASGIApp] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
+    # Run last, once in-flight handlers are done: clients the handlers use.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def assemble_app(
@@ -162,6 +164,8 @@ async def serve(
             await server_task
         if components is not None:
             await components.close()
+        for close in (c for p in parts for c in p.closers):
+            await close()
         log.info("stopped")
 
 

@@ -9,4 +9,8 @@ from switchboard_shared.runtime import ServiceParts, consumer
 
 def parts(components: Components) -> ServiceParts:
     notifier = WebhookNotifier(components.store, components.bus, components.settings)
-    return ServiceParts(name="notifier", workers=[consumer(components, notifier.subscription())])
+    return ServiceParts(
+        name="notifier",
+        workers=[consumer(components, notifier.subscription())],
+        closers=[notifier.close],
+    )
