@@ -579,13 +579,13 @@ async def test_serve_runs_until_cancelled(receiver: CallbackReceiver) -> None:
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
 
-            async def healthy() -> bool:
+            async def answering() -> bool:
                 try:
-                    return (await client.get("/healthz")).status_code == 200
+                    return (await client.get("/openapi.json")).status_code == 200
                 except httpx.TransportError:
                     return False
 
-            await eventually(healthy, within=10)
+            await eventually(answering, within=10)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
