@@ -303,6 +303,13 @@ async def test_list_calls_neither_skips_nor_repeats_under_concurrent_inserts(
     assert first_page.next_cursor is not None
 
 
+async def test_list_calls_refuses_a_limit_below_one(store: Store) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await store.list_calls("tenant-a", CallFilter(), 0, None)
+    with pytest.raises(ValueError, match="limit"):
+        await store.list_deliveries("tenant-a", DeliveryFilter(), 0, None)
+
+
 @pytest.mark.parametrize(
     "cursor",
     [
@@ -360,6 +367,19 @@ async def test_update_call_returns_none_when_a_guard_fails(store: Store) -> None
     )
     assert matched is not None
     assert matched.duration == 1
+    # a guard may name the status twice: both must hold
+    both = await store.update_call(
+        call.call_id,
+        {"duration": 2},
+        expected_statuses=QUEUED,
+        expected={"status": CallStatus.QUEUED, "duration": 1},
+    )
+    assert both is not None
+    assert both.duration == 2
+    contradiction = await store.update_call(
+        call.call_id, {"duration": 3}, expected_statuses=QUEUED, expected={"status": "dialing"}
+    )
+    assert contradiction is None
 
 
 async def test_update_call_refuses_unknown_fields_and_bad_values(store: Store) -> None:
