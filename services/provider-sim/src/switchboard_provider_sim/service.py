@@ -10,5 +10,10 @@ from switchboard_shared.settings import Settings
 def parts(settings: Settings, mount_path: str | None = None) -> ServiceParts:
     app = create_app(settings)
     if mount_path:
-        return ServiceParts(name="provider-sim", mounts={mount_path: app})
+        # A mounted app's lifespan never runs: close its callback client explicitly.
+        return ServiceParts(
+            name="provider-sim",
+            mounts={mount_path: app},
+            closers=[app.state.simulator.close],
+        )
     return ServiceParts(name="provider-sim", root_app=app)
