@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 from yarl import URL
 
+from switchboard_shared.adapters.bus_common import DeadLetter
 from switchboard_shared.adapters.bus_inprocess import InProcessBus
 from switchboard_shared.adapters.bus_rabbitmq import RabbitBus, retry_queue
 from switchboard_shared.events import Event, EventType
@@ -84,7 +85,7 @@ class BusHarness:
     """A started bus and the back doors a contract test needs."""
 
     kind: str
-    bus: Bus
+    bus: InProcessBus | RabbitBus
     spans: InMemorySpanExporter
     tracer_provider: TracerProvider
 
@@ -438,6 +439,35 @@ async def test_unparseable_body_is_dead_lettered_without_calling_the_handler(
 async def _dead_count(harness: BusHarness, name: str, count: int) -> list[bytes] | None:
     dead = await harness.dead_lettered(name)
     return dead if len(dead) >= count else None
+
+
+async def test_dead_letters_can_be_inspected_and_replayed(harness: BusHarness) -> None:
+    fixed = False
+
+    async def reject_until_fixed(_: Event, __: MessageContext) -> None:
+        if not fixed:
+            raise Reject("agent missing")
+
+    got = Received(reject_until_fixed)
+    await harness.subscribe("replay", ("call.requested",), got)
+    event = make_event()
+    await harness.bus.publish(event)
+
+    async def peeked() -> list[DeadLetter]:
+        return await harness.bus.peek_dead_letters("replay")
+
+    dead = await eventually(peeked)
+    assert [d.event for d in dead] == [event]
+    assert dead[0].reason == "rejected: agent missing"
+    assert len(await peeked()) == 1  # peeking leaves it there
+
+    fixed = True
+    assert await harness.bus.replay_dead_letters("replay") == 1
+    await eventually(lambda: _true(len(got.items) == 2))
+    assert got.events == [event, event]
+    assert got.attempts == [1, 1]  # a replay starts the schedule over
+    assert await peeked() == []
+    assert await harness.bus.replay_dead_letters("replay") == 0
 
 
 # --- flow control and shutdown -----------------------------------------------------------

@@ -36,6 +36,48 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
+# Headers the broker adds when it dead-letters a message; a republished copy starts clean.
+_BROKER_HEADER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+
+
+def without_broker_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """`headers` minus what the broker added on dead-lettering and redelivery."""
+    return {k: v for k, v in headers.items() if not k.startswith(_BROKER_HEADER_PREFIXES)}
+
+
+def replay_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers of a dead letter sent back to its queue: a fresh first attempt."""
+    return {
+        k: v
+        for k, v in without_broker_headers(headers).items()
+        if k not in (ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER)
+    }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in a dead-letter queue, as an operator inspects it."""
+
+    body: bytes
+    headers: Mapping[str, Any]
+
+    @property
+    def reason(self) -> str:
+        raw = self.headers.get(DEAD_LETTER_REASON_HEADER)
+        if isinstance(raw, bytes):
+            return raw.decode(errors="replace")
+        # No reason header: the broker dead-lettered it (delivery limit reached).
+        return str(raw) if raw is not None else "delivery limit reached"
+
+    @property
+    def event(self) -> Event | None:
+        """The event, or None for a body that does not parse."""
+        try:
+            return Event.from_bytes(self.body)
+        except ValueError:
+            return None
+
+
 def get_tracer(tracer_provider: TracerProvider | None = None) -> Tracer:
     """The bus tracer; the global provider unless one is given (tests pass their own)."""
     return trace.get_tracer("switchboard_shared.bus", tracer_provider=tracer_provider)

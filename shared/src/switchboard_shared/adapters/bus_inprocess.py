@@ -22,12 +22,14 @@ from switchboard_shared.adapters.bus_common import (
     ATTEMPT_HEADER,
     DEAD_LETTER_REASON_HEADER,
     Action,
+    DeadLetter,
     Verdict,
     attempt_of,
     get_tracer,
     process,
     publish_span,
     record_settled,
+    replay_headers,
     topic_matches,
 )
 from switchboard_shared.events import Event
@@ -213,3 +215,21 @@ class InProcessBus:
         """The raw bodies dead-lettered from `queue`, oldest first."""
         declared = self._queues.get(queue)
         return [m.body for m in declared.dead] if declared else []
+
+    async def peek_dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """Up to `limit` dead letters of `queue`, oldest first; they stay."""
+        declared = self._queues.get(queue)
+        dead = declared.dead[:limit] if declared else []
+        return [DeadLetter(m.body, dict(m.headers)) for m in dead]
+
+    async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
+        """Send dead letters of `queue` back to it as fresh first attempts, oldest first;
+        returns how many."""
+        declared = self._queues.get(queue)
+        if declared is None:
+            return 0
+        count = len(declared.dead) if limit is None else min(limit, len(declared.dead))
+        replayed, declared.dead = declared.dead[:count], declared.dead[count:]
+        for message in replayed:
+            declared.messages.put_nowait(_Message(message.body, replay_headers(message.headers)))
+        return count

@@ -36,6 +36,7 @@ from switchboard_shared.adapters.bus_common import (
     ATTEMPT_HEADER,
     DEAD_LETTER_REASON_HEADER,
     Action,
+    DeadLetter,
     Verdict,
     attempt_of,
     dead_letter_queue,
@@ -43,6 +44,8 @@ from switchboard_shared.adapters.bus_common import (
     process,
     publish_span,
     record_settled,
+    replay_headers,
+    without_broker_headers,
 )
 from switchboard_shared.events import Event
 from switchboard_shared.ports import PublishError, Subscription
@@ -50,8 +53,6 @@ from switchboard_shared.ports import PublishError, Subscription
 log = logging.getLogger(__name__)
 
 _SYSTEM = "rabbitmq"
-# Headers the broker adds on dead-lettering; a republished copy starts clean.
-_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 
 
 def retry_queue(queue: str, delay: float) -> str:
@@ -399,7 +400,7 @@ class RabbitBus:
             raise PublishError(f"not connected to {self._safe_url}")
         copy = Message(
             body=message.body,
-            headers={k: v for k, v in headers.items() if not k.startswith(_BROKER_HEADERS)},
+            headers=without_broker_headers(headers),
             message_id=message.message_id,
             content_type=message.content_type,
             delivery_mode=DeliveryMode.PERSISTENT,
@@ -410,6 +411,54 @@ class RabbitBus:
             channel.default_exchange.publish(copy, routing_key=queue, mandatory=True),
             f"{message.message_id} to {queue}",
         )
+
+    # --- dead letters (operators) -------------------------------------------------------
+
+    async def peek_dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """Up to `limit` messages of `<queue>.dlq` (`queue` as given to `subscribe`),
+        oldest first; they stay in the queue."""
+        channel = await self._operator_channel()
+        try:
+            dead = await channel.get_queue(dead_letter_queue(self._prefix + queue))
+            peeked = []
+            while len(peeked) < limit:
+                message = await dead.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                peeked.append(DeadLetter(message.body, dict(message.headers or {})))
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()  # unacked, so every peeked message goes back
+        return peeked
+
+    async def replay_dead_letters(self, queue: str, limit: int | None = None) -> int:
+        """Send messages of `<queue>.dlq` back to `queue` as fresh first attempts, oldest
+        first; returns how many. Only what was there when called is taken, so a message
+        that fails again is not replayed twice."""
+        name = self._prefix + queue
+        channel = await self._operator_channel()
+        replayed = 0
+        try:
+            dead = await channel.declare_queue(dead_letter_queue(name), passive=True)
+            waiting = dead.declaration_result.message_count or 0
+            budget = waiting if limit is None else min(limit, waiting)
+            while replayed < budget:
+                message = await dead.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                await self._forward(message, replay_headers(dict(message.headers or {})), name)
+                await message.ack()
+                replayed += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        log.info("replayed %d dead letters to %s", replayed, name)
+        return replayed
+
+    async def _operator_channel(self) -> AbstractRobustChannel:
+        if self._connection is None or not self._is_connected():
+            raise PublishError(f"not connected to {self._safe_url}")
+        return await self._connection.channel(publisher_confirms=False)
 
 
 def _close_if_connected(attempt: asyncio.Future[AbstractRobustConnection]) -> None:
