@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     sim_answer_delay_seconds: float = 0.5
     sim_talk_seconds: float = 1.0
     sim_slow_answer_seconds: float = 5.0
+    sim_request_latency_seconds: float = 0.0
     sim_callback_url: str | None = None
 
     # --- telemetry ------------------------------------------------------------------

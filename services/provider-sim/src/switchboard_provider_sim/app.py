@@ -7,6 +7,7 @@ start-up; the host app should `await app.state.simulator.close()` at shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -90,10 +91,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_invalid_request)
 
     require_key = _key_check(settings)
+
+    async def provider_latency(request: Request) -> None:
+        # A slow provider: creates and cancels answer only after the configured latency.
+        if request.method == "POST" and settings.sim_request_latency_seconds > 0:
+            await asyncio.sleep(settings.sim_request_latency_seconds)
+
     for dialect in DIALECTS:
         app.include_router(
             dialect.router(simulator),
-            dependencies=[Depends(_dialect(dialect.NAME)), Depends(require_key)],
+            dependencies=[
+                Depends(_dialect(dialect.NAME)),
+                Depends(require_key),
+                Depends(provider_latency),
+            ],
         )
 
     @app.get("/_sim/calls", include_in_schema=False)
