@@ -642,10 +642,17 @@ async def test_connects_late_and_recovers_after_the_broker_comes_back(
             await bus.publish(make_event())
         assert time.monotonic() - started < 3
 
+        # Subscribing while the broker is away returns; the queue comes with the broker.
+        during = Received()
+        await asyncio.wait_for(rabbit.subscribe("during", ("call.dialing",), during, bus=bus), 3)
+
         await proxy.start()  # ... and comes back: publish and consume resume
         second = make_event()
         await eventually(lambda: _publishes(bus, second))
         await eventually(lambda: _true(got.events == [first, second]))
+        dialing = make_event(EventType.CALL_DIALING)
+        await eventually(lambda: _publishes(bus, dialing))
+        await eventually(lambda: _true(during.events == [dialing]))
         await bus.ping()
     finally:
         await bus.close()

@@ -182,11 +182,23 @@ class RabbitBus:
             self._exchange_name, ExchangeType.TOPIC, durable=True
         )
         self._publish_channel = channel
+        # Later reconnects restore what was declared; this declares what was not.
+        connection.reconnect_callbacks.add(self._on_reconnected)
         log.info("connected to %s", self._safe_url)
+        await self._declare_pending()
+
+    async def _declare_pending(self) -> None:
         async with self._declare_lock:
             for consumer in self._consumers:
                 if consumer.queue is None:
                     await self._declare(consumer)
+
+    async def _on_reconnected(self, _connection: object) -> None:
+        log.info("reconnected to %s", self._safe_url)
+        try:
+            await self._declare_pending()
+        except Exception:
+            log.exception("declaring a subscription after reconnecting failed")
 
     def _is_connected(self) -> bool:
         connection = self._connection
@@ -284,7 +296,7 @@ class RabbitBus:
         consumer = _Consumer(subscription, self._prefix + subscription.queue)
         async with self._declare_lock:
             self._consumers.append(consumer)
-            if self._publish_channel is not None:
+            if self._publish_channel is not None and self._is_connected():
                 await self._declare(consumer)
 
     async def _declare(self, consumer: _Consumer) -> None:
