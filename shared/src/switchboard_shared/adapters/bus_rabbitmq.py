@@ -110,7 +110,6 @@ class RabbitBus:
         self._consumers: list[_Consumer] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._consuming = True
-        self._closed = False
 
     @property
     def _safe_url(self) -> str:
@@ -122,7 +121,6 @@ class RabbitBus:
     async def start(self) -> None:
         """Connect and declare the exchange. When the broker does not answer within
         `connect_timeout`, returns anyway and keeps connecting in the background."""
-        self._closed = False
         self._consuming = True
         try:
             connection = await self._connect_once()
@@ -242,7 +240,6 @@ class RabbitBus:
             self._connecting.cancel()
             await asyncio.gather(self._connecting, return_exceptions=True)
             self._connecting = None
-        self._closed = True
         connection, self._connection = self._connection, None
         self._exchange = self._publish_channel = None
         for consumer in self._consumers:
