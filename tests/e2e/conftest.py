@@ -101,14 +101,19 @@ def rabbitmq_port(broker_url: str) -> int:
 
 @pytest_asyncio.fixture(scope="module")
 async def pipeline(
-    mongodb_url: str, rabbitmq_port: int, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    mongodb_url: str,
+    rabbitmq_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Pipeline]:
+    """One system per test module; a module may set `PIPELINE_ENV` to override settings."""
     logs = tmp_path_factory.mktemp("e2e-logs")
     broker = CuttableProxy(free_port(), "127.0.0.1", rabbitmq_port)
     await broker.start()
     ports = {name: free_port() for name in SERVICES}
     database = f"e2e_{uuid.uuid4().hex[:8]}"
     env = pipeline_env(broker.port, mongodb_url, database, ports)
+    env.update(getattr(request.module, "PIPELINE_ENV", {}))
     processes = {
         name: ServiceProcess(name, ports[name], env, logs / f"{name}.log") for name in SERVICES
     }

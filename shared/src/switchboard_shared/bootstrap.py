@@ -28,7 +28,10 @@ def build_bus(settings: Settings) -> Bus:
         from switchboard_shared.adapters.bus_rabbitmq import RabbitBus
 
         return RabbitBus(
-            settings.broker_url, exchange=settings.exchange, queue_prefix=settings.queue_prefix
+            settings.broker_url,
+            exchange=settings.exchange,
+            queue_prefix=settings.queue_prefix,
+            connection_name=f"switchboard-{settings.service}",
         )
     if settings.service != "all":
         log.warning(
