@@ -87,10 +87,12 @@ class CallDialer:
         if provider is None:
             await self._fail(call, "provider_not_configured")
             return
-        claim = await self._claim(call, agent.provider)
-        if claim is None:
-            return
         async with self._limits[agent.provider]:
+            # Claim only once a slot is free: the claim's age must measure the provider
+            # request, not the wait behind the limit, or a live claim would look stale.
+            claim = await self._claim(call, agent.provider)
+            if claim is None:
+                return
             DIALER_IN_FLIGHT.labels(agent.provider).inc()
             try:
                 state = await provider.create_call(self._request(call, agent))
@@ -160,8 +162,17 @@ class CallDialer:
         if dialed is not None:
             return
         # The call moved on while the provider dialed: canceled by the customer, or our
-        # claim expired and another dialer placed it. Either way this provider call must go.
+        # claim expired and another dialer placed it. Unless the provider handed us the
+        # call that dialer recorded, this provider call must go.
         current = await self._store.get_call(call.call_id)
+        if (
+            current is not None
+            and current.provider_call_id == provider_call_id
+            and not current.status.is_terminal
+        ):
+            # The provider honoured our Idempotency-Key and returned the call another
+            # dialer already recorded: that is the customer's live call, keep it.
+            return
         if current is not None and current.provider_call_id is None:
             await self._store.update_call(
                 call.call_id, {"provider": provider_name, "provider_call_id": provider_call_id}
