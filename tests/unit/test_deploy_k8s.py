@@ -602,6 +602,8 @@ def test_containers_get_valid_settings(
         if SIMULATOR in of_kind(docs, "Deployment"):
             assert simulator is not None, f"{name}: the simulator is deployed but disabled"
             assert urlparse(simulator.base_url or "").hostname in services
+            # The simulator calls back the URL the dialer hands it: it must resolve in-cluster.
+            assert urlparse(settings.callback_base_url).hostname in services
             assert simulator.api_key.get_secret_value(), "one SIMULATOR__ field resets the rest"
             assert simulator.callback_secret.get_secret_value()
         else:
