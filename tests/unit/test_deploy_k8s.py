@@ -375,6 +375,9 @@ def test_deployments_are_probed_hardened_and_bounded(manifests: tuple[str, list[
     for dep_name, dep in deployments.items():
         pod = dep["spec"]["template"]["spec"]
         where = f"{name}: {dep_name}"
+        annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/path") == "/metrics", f"{where}: not scraped"
+        assert annotations.get("prometheus.io/port") == port, where
         assert pod["securityContext"]["runAsNonRoot"] is True, where
         assert pod["securityContext"].get("runAsUser", 1) != 0, where
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
@@ -398,9 +401,7 @@ def test_deployments_are_probed_hardened_and_bounded(manifests: tuple[str, list[
             assert str(ports["http"]) == port, f"{where}: serves on SWITCHBOARD_PORT={port}"
             live, ready = container["livenessProbe"], container["readinessProbe"]
             assert live["httpGet"]["path"] == "/healthz", where
-            # The simulator has no store and no broker: ready is alive.
-            ready_paths = {"/readyz", "/healthz"} if dep_name == SIMULATOR else {"/readyz"}
-            assert ready["httpGet"]["path"] in ready_paths, where
+            assert ready["httpGet"]["path"] == "/readyz", where
             for probe in (live, ready, container.get("startupProbe")):
                 if probe:
                     assert probe["httpGet"]["port"] in ("http", int(port)), where
