@@ -23,6 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from switchboard.cli import build_parser
 from switchboard_shared.settings import ProviderSettings, Settings
 
 ROOT = Path(__file__).parents[2]
@@ -638,3 +639,38 @@ def test_config_holds_no_credentials(manifests: tuple[str, list[Doc]]) -> None:
         assert key not in {"SWITCHBOARD_BROKER_URL", "SWITCHBOARD_MONGODB_URL"}, (
             f"{name}: {key} holds credentials: it belongs in {SECRET_NAME}"
         )
+
+
+BOOTSTRAP_JOB = BASE / "bootstrap-job.example.yaml"
+
+
+def test_bootstrap_job_example_is_valid_and_uses_real_commands() -> None:
+    assert BOOTSTRAP_JOB.name not in kustomization(BASE)["resources"], "a Job is run once"
+    (job,) = load_docs(BOOTSTRAP_JOB)
+    validate_all([job])
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert re.search(r"/all:[\w.-]+$", container["image"]), "the image with the CLI"
+    real = setting_names()
+    for var in container["env"]:
+        if var["name"].startswith("SWITCHBOARD_"):
+            assert var["name"] in real
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            assert ref["name"] == SECRET_NAME
+            assert ref["key"] in secret_example()
+    env = {v["name"]: v.get("value", "") for v in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    script = container["args"][0]
+    parser = build_parser()
+    for line in script.splitlines():
+        command = line.split("||")[0].strip()
+        if not command:
+            continue
+        words = [env.get(w.strip('"$'), w) if w.startswith('"$') else w for w in command.split()]
+        assert words[0] == "switchboard", line
+        args = parser.parse_args(words[1:])  # exits (fails the test) on an unknown command
+        if getattr(args, "file", None):
+            assert args.file.startswith(mounts["agents"] + "/"), "the agents ConfigMap"
