@@ -21,6 +21,10 @@ def changes_for(call: Call, state: ProviderCallState) -> dict[str, Any]:
         ended_at = state.ended_at or now
         changes["ended_at"] = ended_at
         changes["ended_reason"] = state.ended_reason or _default_reason(state.status)
+        if state.status is CallStatus.CANCELED and call.cancel_requested:
+            # The hang-up the customer asked for: the provider's callback may land before
+            # the dialer records it, and the reason must not depend on which came first.
+            changes["ended_reason"] = "canceled_by_customer"
         if state.transcript is not None:
             changes["transcript"] = state.transcript
         if state.duration is not None:
