@@ -128,7 +128,7 @@ async def pipeline(
         yield pipeline
     finally:
         for process in reversed(processes.values()):
-            process.stop()
+            await asyncio.to_thread(process.stop)
         await broker.close()
         for process in processes.values():
             if "Traceback" in process.logs():
