@@ -148,5 +148,5 @@ async def retry_delivery(
     try:
         await bus.publish(event)
     except PublishError as exc:
-        raise ApiError(503, "service_unavailable", "the replay could not be queued; retry") from exc
+        raise ApiError(503, "broker_unavailable", "the replay could not be queued; retry") from exc
     return ReplayAccepted(delivery_id=delivery.delivery_id, event_id=event.id)

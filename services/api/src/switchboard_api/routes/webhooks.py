@@ -235,5 +235,5 @@ async def send_test_event(tenant: TenantDep, store: StoreDep, bus: BusDep) -> Te
     try:
         await bus.publish(event)
     except PublishError as exc:
-        raise ApiError(503, "service_unavailable", "the event could not be queued; retry") from exc
+        raise ApiError(503, "broker_unavailable", "the event could not be queued; retry") from exc
     return TestEventAccepted(event_id=event.id)
