@@ -195,6 +195,9 @@ def test_compose_mounts_exist(compose: dict[str, Any]) -> None:
 
 def test_every_switchboard_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
     real = setting_names()
+    # Shell variables compose reads: a SWITCHBOARD_ name must mean that setting.
+    for name in re.findall(r"\$\{(SWITCHBOARD_\w+)", COMPOSE_FILE.read_text()):
+        assert name in real, f"docker-compose.yml reads ${{{name}}}, which is not a setting"
     for name, svc in compose["services"].items():
         for key in environment(svc):
             if key.startswith("SWITCHBOARD_"):

@@ -674,3 +674,51 @@ def test_bootstrap_job_example_is_valid_and_uses_real_commands() -> None:
         args = parser.parse_args(words[1:])  # exits (fails the test) on an unknown command
         if getattr(args, "file", None):
             assert args.file.startswith(mounts["agents"] + "/"), "the agents ConfigMap"
+
+
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
+
+
+def exposed_metric_names() -> set[str]:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from switchboard_shared import metrics
+
+    names = set()
+    for collector in vars(metrics).values():
+        if isinstance(collector, MetricWrapperBase):
+            for metric in collector.describe():
+                names.add(metric.name + ("_total" if metric.type == "counter" else ""))
+    return names
+
+
+def test_operations_doc_explains_every_metric_with_an_alert() -> None:
+    doc = OPERATIONS_DOC.read_text()
+    names = exposed_metric_names()
+    assert len(names) >= 10
+    for name in sorted(names):
+        assert f"| `{name}` |" in doc, f"docs/operations.md: no row for {name}"
+    alerts = yaml.safe_load(doc.split("```yaml", 1)[1].split("```", 1)[0])
+    exprs = " ".join(rule["expr"] for group in alerts["groups"] for rule in group["rules"])
+    for name in sorted(names):
+        assert name in exprs or f"{name}_bucket" in exprs or f"{name}_count" in exprs, (
+            f"no suggested alert uses {name}"
+        )
+
+
+def test_operations_doc_matches_the_manifests() -> None:
+    doc = OPERATIONS_DOC.read_text()
+    assert "(configuration.md)" in doc, "settings are documented in docs/configuration.md"
+    for key in secret_example():
+        assert f"`{key}`" in doc, f"docs/operations.md does not explain secret key {key}"
+    assert f"kubectl -n switchboard create secret generic {SECRET_NAME}" in doc
+    for queue, prefetch in WORKERS.values():
+        assert queue in doc
+        assert prefetch in doc
+        assert f"{queue}.dlq" in doc, "the dead-letter runbook names each DLQ"
+    real = setting_names()
+    for name in set(re.findall(r"SWITCHBOARD_[A-Z0-9_]+[A-Z0-9]", doc)):
+        if "<P>" not in name:
+            assert name in real, f"docs/operations.md names {name}, not a setting"
+    for overlay in OVERLAYS:
+        assert f"overlays/{overlay}" in doc
