@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from switchboard_shared.settings import ProviderSettings, Settings
 
 DOC = Path(__file__).parents[2] / "docs" / "configuration.md"
@@ -33,3 +35,14 @@ def test_documented_settings_exist() -> None:
         real |= {f"{group}__{f.upper()}" for f in ProviderSettings.model_fields}
     unknown = sorted(documented() - real)
     assert not unknown, f"docs/configuration.md names settings that do not exist: {unknown}"
+
+
+def test_setting_one_simulator_variable_keeps_the_other_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_SIMULATOR__BASE_URL", "http://sim:8000")
+    simulator = Settings().simulator
+    assert simulator.base_url == "http://sim:8000"
+    assert simulator.api_key.get_secret_value() == "sim-api-key"
+    assert simulator.callback_secret.get_secret_value() == "sim-callback-secret"
+    assert simulator.from_number == "+15005550000"

@@ -26,6 +26,16 @@ class ProviderSettings(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class SimulatorSettings(ProviderSettings):
+    """The built-in simulator works with no configuration: setting one of its variables
+    keeps the other defaults."""
+
+    base_url: str | None = "http://127.0.0.1:8000/sim"
+    api_key: SecretStr = SecretStr("sim-api-key")
+    callback_secret: SecretStr = SecretStr("sim-callback-secret")
+    from_number: str | None = "+15005550000"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWITCHBOARD_", env_nested_delimiter="__", extra="ignore"
@@ -59,12 +69,7 @@ class Settings(BaseSettings):
     # --- providers -------------------------------------------------------------------
     callback_base_url: str = "http://127.0.0.1:8000"
     callback_tolerance_seconds: int = 300
-    simulator: ProviderSettings = ProviderSettings(
-        base_url="http://127.0.0.1:8000/sim",
-        api_key=SecretStr("sim-api-key"),
-        callback_secret=SecretStr("sim-callback-secret"),
-        from_number="+15005550000",
-    )
+    simulator: SimulatorSettings = SimulatorSettings()
     vocode: ProviderSettings = ProviderSettings()
     voxpria: ProviderSettings = ProviderSettings()
 
