@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 
 from switchboard_shared.bootstrap import Components
 from switchboard_shared.http_errors import install_error_handlers
-from switchboard_shared.logs import configure_logging
+from switchboard_shared.logs import configure_logging, with_call_scope
 from switchboard_shared.ops_http import Readiness, ops_router
 from switchboard_shared.periodic import PeriodicTask
 from switchboard_shared.ports import Subscription
@@ -46,6 +46,9 @@ class Worker:
 
 
 def consumer(components: Components, subscription: Subscription) -> Worker:
+    # The handler's log lines carry the call_id of the message it handles.
+    subscription = replace(subscription, handler=with_call_scope(subscription.handler))
+
     async def start() -> None:
         await components.bus.subscribe(subscription)
 
