@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from switchboard_shared.settings import ProviderSettings, Settings
+from switchboard_shared.settings import Settings, environment_variable_names
 
 ROOT = Path(__file__).parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -45,16 +45,7 @@ DEFAULT_PORT = str(Settings.model_fields["port"].default)
 
 
 def setting_names() -> set[str]:
-    """Every SWITCHBOARD_* variable Settings reads: top-level fields and, for each
-    provider group, GROUP__FIELD."""
-    names = {f"SWITCHBOARD_{name.upper()}" for name in Settings.model_fields}
-    for group, info in Settings.model_fields.items():
-        if info.annotation is ProviderSettings:
-            names |= {
-                f"SWITCHBOARD_{group.upper()}__{sub.upper()}"
-                for sub in ProviderSettings.model_fields
-            }
-    return names
+    return environment_variable_names()
 
 
 def interpolate(value: Any) -> str:

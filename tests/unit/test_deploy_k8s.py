@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from switchboard.cli import build_parser
-from switchboard_shared.settings import ProviderSettings, Settings
+from switchboard_shared.settings import Settings, environment_variable_names
 
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -234,14 +234,7 @@ def secret_example() -> dict[str, str]:
 
 
 def setting_names() -> set[str]:
-    names = {f"SWITCHBOARD_{name.upper()}" for name in Settings.model_fields}
-    for group, info in Settings.model_fields.items():
-        if info.annotation is ProviderSettings:
-            names |= {
-                f"SWITCHBOARD_{group.upper()}__{sub.upper()}"
-                for sub in ProviderSettings.model_fields
-            }
-    return names
+    return environment_variable_names()
 
 
 def container_env(container: Doc, docs: list[Doc]) -> dict[str, str]:

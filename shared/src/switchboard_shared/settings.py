@@ -109,3 +109,16 @@ class Settings(BaseSettings):
         """Enabled providers by adapter name."""
         candidates = {"simulator": self.simulator, "vocode": self.vocode, "voxpria": self.voxpria}
         return {name: ps for name, ps in candidates.items() if ps.base_url}
+
+
+def environment_variable_names() -> set[str]:
+    """Every `SWITCHBOARD_*` variable `Settings` reads: top-level fields, and
+    `GROUP__FIELD` for each provider group. Deployment files are checked against it."""
+    names = {f"SWITCHBOARD_{name.upper()}" for name in Settings.model_fields}
+    for group, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, ProviderSettings):
+            names |= {
+                f"SWITCHBOARD_{group.upper()}__{sub.upper()}" for sub in annotation.model_fields
+            }
+    return names
