@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 
 from switchboard_dialer.dialing import CLAIM_MARGIN_SECONDS, CallDialer
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
@@ -107,6 +106,38 @@ async def reaches(p: Pipeline, call_id: str, status: CallStatus) -> Call:
     return await eventually(current)
 
 
+class HeldProvider:
+    """The real simulator adapter, counting creates; with `held`, each create waits for
+    `release` first: a dialer that is slow to reach the provider (a loaded event loop)."""
+
+    def __init__(self, inner: Provider, *, held: bool = True) -> None:
+        self.name = inner.name
+        self._inner = inner
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+        if not held:
+            self.release.set()
+        self.creates: list[str] = []
+
+    async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
+        self.waiting.set()
+        await self.release.wait()
+        self.creates.append(request.call_id)
+        return await self._inner.create_call(request)
+
+    async def get_call(self, provider_call_id: str) -> ProviderCallState:
+        return await self._inner.get_call(provider_call_id)
+
+    async def cancel_call(self, provider_call_id: str) -> None:
+        await self._inner.cancel_call(provider_call_id)
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallState:
+        return self._inner.parse_callback(headers, body)
+
+    async def close(self) -> None:
+        """The inner adapter belongs to the pipeline."""
+
+
 @pytest.fixture
 async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
     async with running_pipeline(tmp_path) as p:
@@ -150,7 +181,9 @@ async def test_a_requested_call_is_dialed_once_and_announced(
 
 
 async def test_a_duplicated_call_requested_dials_once(pipeline: Pipeline) -> None:
-    log = await start_dialer(pipeline)
+    # Counted here too: the simulator's own log dedupes by Idempotency-Key.
+    counting = HeldProvider(pipeline.providers["simulator"], held=False)
+    log = await start_dialer(pipeline, {"simulator": counting})
     call = await queued_call(pipeline.store)
 
     event = await request(pipeline, call)
@@ -162,12 +195,37 @@ async def test_a_duplicated_call_requested_dials_once(pipeline: Pipeline) -> Non
     await pipeline.bus.publish(event)
     await log.acked(event, times=3)
 
+    assert counting.creates == [call.call_id]
     assert len(await pipeline.sim_calls()) == 1
     assert len(pipeline.events.of(call.call_id, EventType.CALL_DIALING)) == 1
     stored = await pipeline.store.get_call(call.call_id)
     assert stored is not None
     assert stored.status is CallStatus.DIALING
     assert stored.sequence == 2
+
+
+async def test_two_dialers_handling_one_call_at_once_dial_it_once(pipeline: Pipeline) -> None:
+    counting = HeldProvider(pipeline.providers["simulator"], held=False)
+    dialers = [
+        CallDialer(pipeline.store, pipeline.bus, {"simulator": counting}, pipeline.settings)
+        for _ in range(2)
+    ]
+    call = await queued_call(pipeline.store)
+    event = event_for(call)
+
+    outcomes = await asyncio.gather(
+        *(d.handle(event, message_context()) for d in dialers), return_exceptions=True
+    )
+
+    # One dials; the other finds the call taken (told to look again later) or dialed.
+    assert counting.creates == [call.call_id]
+    assert all(o is None or isinstance(o, RetryLater) for o in outcomes), outcomes
+    stored = await pipeline.store.get_call(call.call_id)
+    assert stored is not None
+    assert stored.status is CallStatus.DIALING
+    # Looking again: nothing left to do.
+    await dialers[0].handle(event, message_context())
+    assert counting.creates == [call.call_id]
 
 
 @pytest.mark.parametrize("agent", ["no-such-agent", "retired"])
@@ -284,12 +342,12 @@ class SlowProvider:
 async def test_creates_in_flight_never_exceed_the_providers_limit(tmp_path: Path) -> None:
     slow = SlowProvider(delay=0.3)
     async with serving(slow.app()) as slow_url:
-        limited = ProviderSettings(
-            base_url=slow_url,
-            api_key=SecretStr(API_KEYS["simulator"]),
-            max_in_flight=2,
-            timeout_seconds=PROVIDER_TIMEOUT,
-        )
+        limited = {
+            "base_url": slow_url,
+            "api_key": API_KEYS["simulator"],
+            "max_in_flight": 2,
+            "timeout_seconds": PROVIDER_TIMEOUT,
+        }
         async with running_pipeline(tmp_path, simulator=limited) as p:
             await start_dialer(p)
             calls = [await queued_call(p.store) for _ in range(6)]
@@ -349,36 +407,6 @@ async def test_a_stale_claim_is_taken_over(pipeline: Pipeline) -> None:
     [placed] = await pipeline.sim_calls()
     assert stored.provider_call_id == placed["id"]
     await pipeline.events.wait_for(call.call_id, EventType.CALL_DIALING)
-
-
-class HeldProvider:
-    """The real simulator adapter, except that `create_call` waits for `release` first:
-    a dialer that is slow to reach the provider (a loaded event loop, a long queue)."""
-
-    def __init__(self, inner: Provider) -> None:
-        self.name = inner.name
-        self._inner = inner
-        self.waiting = asyncio.Event()
-        self.release = asyncio.Event()
-        self.creates: list[str] = []
-
-    async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
-        self.waiting.set()
-        await self.release.wait()
-        self.creates.append(request.call_id)
-        return await self._inner.create_call(request)
-
-    async def get_call(self, provider_call_id: str) -> ProviderCallState:
-        return await self._inner.get_call(provider_call_id)
-
-    async def cancel_call(self, provider_call_id: str) -> None:
-        await self._inner.cancel_call(provider_call_id)
-
-    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallState:
-        return self._inner.parse_callback(headers, body)
-
-    async def close(self) -> None:
-        """The inner adapter belongs to the pipeline."""
 
 
 async def test_a_dialer_whose_claim_was_taken_over_leaves_the_placed_call_alone(
