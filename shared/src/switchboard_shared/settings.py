@@ -7,9 +7,9 @@ Nested groups use `__`: `SWITCHBOARD_VOCODE__BASE_URL=https://api.vocode.dev`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["all", "api", "dialer", "webhook-ingest", "notifier", "provider-sim"]
@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     # --- telemetry ------------------------------------------------------------------
     otlp_endpoint: str | None = None
     service_name_prefix: str = "switchboard"
+
+    @field_validator("simulator", mode="before")
+    @classmethod
+    def _simulator_from_provider_settings(cls, value: Any) -> Any:
+        # A plain ProviderSettings given in code means exactly those values.
+        if isinstance(value, ProviderSettings) and not isinstance(value, SimulatorSettings):
+            return value.model_dump()
+        return value
 
     @property
     def effective_sqlite_path(self) -> Path:
