@@ -174,3 +174,25 @@ def required_str(data: Mapping[str, Any], field: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedCallback(f"{field} is missing")
     return value
+
+
+class HttpProvider:
+    """What every HTTP provider adapter holds: its client, callback secret, default
+    caller id and the callback clock tolerance. Subclasses set `name`."""
+
+    name: str
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        callback_tolerance_seconds: float = 300,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = ProviderHttp(self.name, settings, transport=transport)
+        self._secret = settings.callback_secret.get_secret_value()
+        self._from_number = settings.from_number
+        self._tolerance = callback_tolerance_seconds
+
+    async def close(self) -> None:
+        await self._http.close()

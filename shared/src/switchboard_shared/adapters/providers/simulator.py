@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from switchboard_shared import callback_signing
 from switchboard_shared.adapters.providers.http import (
-    ProviderHttp,
+    HttpProvider,
     json_object,
     optional_datetime,
     optional_int,
@@ -27,7 +25,6 @@ from switchboard_shared.ports import (
     ProviderCallRequest,
     ProviderCallState,
 )
-from switchboard_shared.settings import ProviderSettings
 
 # The simulator's statuses (also the `status` of the generic callback) -> ours.
 # A provider's "queued" means it accepted the call and is dialing: our `dialing`.
@@ -78,22 +75,10 @@ def parse_call(data: Mapping[str, Any], id_field: str) -> ProviderCallState:
     )
 
 
-class SimulatorProvider:
+class SimulatorProvider(HttpProvider):
     """The simulator's native dialect: `/v1/calls` with our own statuses."""
 
     name = "simulator"
-
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        *,
-        callback_tolerance_seconds: float = 300,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http = ProviderHttp(self.name, settings, transport=transport)
-        self._secret = settings.callback_secret.get_secret_value()
-        self._from_number = settings.from_number
-        self._tolerance = callback_tolerance_seconds
 
     async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
         """Place the call; `reference` and `Idempotency-Key` carry our call id so a retried
@@ -126,9 +111,6 @@ class SimulatorProvider:
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallState:
         callback_signing.verify(self._secret, headers, body, self._tolerance)
         return parse_call(json_object(body), "provider_call_id")
-
-    async def close(self) -> None:
-        await self._http.close()
 
     def _read(self, operation: str, data: Any) -> ProviderCallState:
         if not isinstance(data, dict):

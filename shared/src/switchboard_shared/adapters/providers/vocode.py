@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from switchboard_shared.adapters.providers.http import (
-    ProviderHttp,
+    HttpProvider,
     json_object,
     optional_datetime,
     optional_str,
@@ -28,7 +26,6 @@ from switchboard_shared.ports import (
     ProviderCallRequest,
     ProviderCallState,
 )
-from switchboard_shared.settings import ProviderSettings
 
 STATUS_MAP: dict[str, CallStatus] = {
     "not_started": CallStatus.DIALING,
@@ -87,20 +84,8 @@ def parse_call(call: Mapping[str, Any]) -> ProviderCallState:
     )
 
 
-class VocodeProvider:
+class VocodeProvider(HttpProvider):
     name = "vocode"
-
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        *,
-        callback_tolerance_seconds: float = 300,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http = ProviderHttp(self.name, settings, transport=transport)
-        self._secret = settings.callback_secret.get_secret_value()
-        self._from_number = settings.from_number
-        self._tolerance = callback_tolerance_seconds
 
     async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
         """`POST /v1/calls/create`. Vocode needs a from number: the agent's, else the
@@ -144,9 +129,6 @@ class VocodeProvider:
         if not isinstance(payload.get("type"), str) or not isinstance(call, dict):
             raise MalformedCallback("a Vocode callback needs `type` and a `call` object")
         return parse_call(call)
-
-    async def close(self) -> None:
-        await self._http.close()
 
     def _read(self, operation: str, data: Any) -> ProviderCallState:
         if not isinstance(data, dict):

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from switchboard_shared.adapters.providers.http import (
-    ProviderHttp,
+    HttpProvider,
     json_object,
     optional_datetime,
     optional_int,
@@ -27,7 +25,6 @@ from switchboard_shared.ports import (
     ProviderCallRequest,
     ProviderCallState,
 )
-from switchboard_shared.settings import ProviderSettings
 
 # Voxpria's documented statuses, plus `canceled` for a call ended through the API.
 STATUS_MAP: dict[str, CallStatus] = {
@@ -74,19 +71,8 @@ def parse_call(data: Mapping[str, Any]) -> ProviderCallState:
     )
 
 
-class VoxpriaProvider:
+class VoxpriaProvider(HttpProvider):
     name = "voxpria"
-
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        *,
-        callback_tolerance_seconds: float = 300,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http = ProviderHttp(self.name, settings, transport=transport)
-        self._secret = settings.callback_secret.get_secret_value()
-        self._tolerance = callback_tolerance_seconds
 
     async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
         """`POST /api/v1/calls`. Voxpria dials from the agent's own number and sends
@@ -120,9 +106,6 @@ class VoxpriaProvider:
         if not isinstance(payload.get("event"), str) or not isinstance(data, dict):
             raise MalformedCallback("a Voxpria callback needs `event` and a `data` object")
         return parse_call(data)
-
-    async def close(self) -> None:
-        await self._http.close()
 
     def _read(self, operation: str, answer: Any) -> ProviderCallState:
         data = answer.get("data") if isinstance(answer, dict) else None
