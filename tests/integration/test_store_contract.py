@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -14,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from switchboard_shared.adapters.paging import Position, encode_cursor
+from switchboard_shared.adapters.store_sqlite import SqliteStore
 from switchboard_shared.domain.agents import Agent
 from switchboard_shared.domain.calls import Call, CallFilter, CallStatus, utcnow
 from switchboard_shared.domain.tenants import Tenant, new_api_key
@@ -481,6 +484,36 @@ async def test_find_calls_oldest_update_first(store: Store) -> None:
     assert [c.call_id for c in both] == [stale[1].call_id]
 
 
+async def test_find_calls_past_their_watchdog_deadline(store: Store) -> None:
+    now = utcnow()
+    deadlines = {"overdue": now - timedelta(minutes=1), "later": now + timedelta(minutes=5)}
+    calls = {}
+    for name, deadline in [*deadlines.items(), ("none", None)]:
+        call, _ = await store.insert_call(new_call(), TTL)
+        updated = await store.update_call(
+            call.call_id, {"status": CallStatus.IN_PROGRESS, "watchdog_deadline": deadline}
+        )
+        assert updated is not None
+        calls[name] = updated
+    ended, _ = await store.insert_call(new_call(), TTL)
+    await store.update_call(
+        ended.call_id, {"status": CallStatus.COMPLETED, "watchdog_deadline": deadlines["overdue"]}
+    )
+
+    live = frozenset({CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS})
+    found = await store.find_calls(statuses=live, deadline_before=now)
+    assert [c.call_id for c in found] == [calls["overdue"].call_id]
+    assert found[0].watchdog_deadline == deadlines["overdue"].replace(
+        microsecond=deadlines["overdue"].microsecond // 1000 * 1000
+    )
+    everything = await store.find_calls(deadline_before=now + timedelta(hours=1))
+    assert {c.call_id for c in everything} == {
+        calls["overdue"].call_id,
+        calls["later"].call_id,
+        ended.call_id,
+    }
+
+
 async def test_usage_counts_the_tenants_calls(store: Store) -> None:
     specs = [
         (CallStatus.COMPLETED, 60),
@@ -883,3 +916,31 @@ async def test_mongo_ping_raises_store_error_when_the_server_goes_away(
     finally:
         await store.close()
         await proxy.cut()
+
+
+async def test_sqlite_opens_a_file_from_before_the_watchdog_deadline_column(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStore(path)
+    await store.start()
+    call, _ = await store.insert_call(new_call(), TTL)
+    await store.close()
+    # What a file written before `watchdog_deadline` existed looks like.
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX calls_by_status_deadline")
+        conn.execute("ALTER TABLE calls DROP COLUMN watchdog_deadline")
+        conn.commit()
+
+    reopened = SqliteStore(path)
+    await reopened.start()
+    try:
+        stored = await reopened.get_call(call.call_id)
+        assert stored is not None
+        assert stored.watchdog_deadline is None
+        deadline = utcnow() - timedelta(minutes=1)
+        await reopened.update_call(call.call_id, {"watchdog_deadline": deadline})
+        found = await reopened.find_calls(deadline_before=utcnow())
+        assert [c.call_id for c in found] == [call.call_id]
+    finally:
+        await reopened.close()

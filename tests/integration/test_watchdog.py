@@ -1,6 +1,7 @@
-"""The watchdog settles live calls past their agent's max duration: from the provider's
-answer when it has one, else as failed `provider_timeout`. Calls are dialed for real
-through the simulator; their dial time is moved into the past instead of waiting."""
+"""The watchdog settles live calls past their deadline (agent max duration + grace): from
+the provider's answer when it has one, else as failed `provider_timeout`. Calls are
+dialed for real through the simulator; their dial time and deadline are moved into the
+past instead of waiting."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
         yield p
 
 
-def watchdog(p: Pipeline) -> CallWatchdog:
-    return CallWatchdog(p.store, p.bus, p.providers, grace_seconds=GRACE)
+def watchdog(p: Pipeline, batch_size: int = 500) -> CallWatchdog:
+    return CallWatchdog(p.store, p.bus, p.providers, batch_size=batch_size)
 
 
 async def dialed_call(p: Pipeline, *, agent: str = "sim-agent", phone: str = NORMAL_NUMBER) -> Call:
@@ -65,8 +66,22 @@ async def provider_says(p: Pipeline, call: Call, status: str) -> None:
 async def age(p: Pipeline, call: Call, by: timedelta) -> None:
     """As if the call had been dialed, and last changed, `by` ago."""
     past = utcnow() - by
-    aged = await p.store.update_call(call.call_id, {"dialing_at": past, "updated_at": past})
+    deadline = past + timedelta(seconds=AGENT_MAX_DURATION + GRACE)
+    aged = await p.store.update_call(
+        call.call_id, {"dialing_at": past, "updated_at": past, "watchdog_deadline": deadline}
+    )
     assert aged is not None
+
+
+async def test_the_dialer_sets_the_deadline_from_the_agents_max_duration(
+    pipeline: Pipeline,
+) -> None:
+    before = utcnow()
+    call = await dialed_call(pipeline)
+    grace = pipeline.settings.watchdog_grace_seconds
+    assert call.watchdog_deadline is not None
+    expected = before + timedelta(seconds=AGENT_MAX_DURATION + grace)
+    assert expected <= call.watchdog_deadline <= expected + timedelta(seconds=5)
 
 
 @pytest.mark.parametrize(
@@ -140,13 +155,32 @@ async def test_an_overdue_call_the_provider_does_not_know_fails_as_timed_out(
     assert (settled.status, settled.ended_reason) == (CallStatus.FAILED, "provider_timeout")
 
 
+async def test_a_crowd_of_calls_within_their_deadline_hides_no_overdue_call(
+    pipeline: Pipeline,
+) -> None:
+    crowd = [await dialed_call(pipeline, phone=SILENT) for _ in range(3)]
+    for call in crowd:  # quiet for long, but within their deadline
+        await age(pipeline, call, OVERDUE - timedelta(seconds=10))
+    overdue = await dialed_call(pipeline, phone=SILENT)
+    await age(pipeline, overdue, OVERDUE)
+
+    assert await watchdog(pipeline, batch_size=2).run_once() == 1
+
+    settled = await pipeline.store.get_call(overdue.call_id)
+    assert settled is not None
+    assert settled.status is CallStatus.FAILED
+    for call in crowd:
+        stored = await pipeline.store.get_call(call.call_id)
+        assert stored is not None
+        assert stored.status is CallStatus.DIALING
+
+
 async def test_calls_within_their_deadline_are_left_alone(pipeline: Pipeline) -> None:
     # Dialed within max duration + grace, though quiet for longer than the grace.
     quiet = await dialed_call(pipeline, phone=SILENT)
     await age(pipeline, quiet, OVERDUE - timedelta(seconds=10))
-    # Dialed long ago, but the provider reported on it just now.
+    # Live, and recently dialed.
     recent = await dialed_call(pipeline, phone=SILENT)
-    await age(pipeline, recent, OVERDUE)
     await pipeline.store.update_call(recent.call_id, {"status": CallStatus.IN_PROGRESS})
     # Not live: never dialed.
     waiting = await queued_call(pipeline.store)

@@ -133,10 +133,13 @@ class Store(Protocol):
         statuses: frozenset[CallStatus] | None = None,
         updated_before: datetime | None = None,
         publish_pending: bool | None = None,
+        deadline_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Call]:
         """Calls of any tenant matching every given criterion, oldest `updated_at` first:
-        for the outbox relay (`publish_pending=True`) and the watchdog (`statuses`)."""
+        for the outbox relay (`publish_pending=True`) and the watchdog (`statuses` and
+        `deadline_before`: a `watchdog_deadline` earlier than it; calls without one never
+        match)."""
 
     async def usage(self, tenant_id: str) -> Usage: ...
 

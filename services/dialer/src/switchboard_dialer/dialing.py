@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from switchboard_shared.domain.agents import Agent
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
@@ -110,7 +110,13 @@ class CallDialer:
                 return
             finally:
                 DIALER_IN_FLIGHT.labels(agent.provider).dec()
-        await self._record_dialed(call, agent.provider, provider, state.provider_call_id, claim)
+        # The watchdog settles the call if it is still live after this.
+        deadline = utcnow() + timedelta(
+            seconds=agent.max_duration_seconds + self._settings.watchdog_grace_seconds
+        )
+        await self._record_dialed(
+            call, agent.provider, provider, state.provider_call_id, claim, deadline
+        )
 
     async def _claim(self, call: Call, provider_name: str) -> str | None:
         """Take the call for this dialer; None when it is no longer ours to dial."""
@@ -149,14 +155,24 @@ class CallDialer:
         )
 
     async def _record_dialed(
-        self, call: Call, provider_name: str, provider: Provider, provider_call_id: str, claim: str
+        self,
+        call: Call,
+        provider_name: str,
+        provider: Provider,
+        provider_call_id: str,
+        claim: str,
+        deadline: datetime,
     ) -> None:
         dialed = await transition(
             self._store,
             self._bus,
             call.call_id,
             CallStatus.DIALING,
-            {"provider": provider_name, "provider_call_id": provider_call_id},
+            {
+                "provider": provider_name,
+                "provider_call_id": provider_call_id,
+                "watchdog_deadline": deadline,
+            },
             expected={"dial_claim": claim},
         )
         if dialed is not None:

@@ -15,7 +15,7 @@ def parts(components: Components) -> ServiceParts:
     store, bus, providers = components.store, components.bus, components.providers
     dialer = CallDialer(store, bus, providers, settings)
     relay = OutboxRelay(store, bus, min_age=settings.outbox_min_age_seconds)
-    watchdog = CallWatchdog(store, bus, providers, grace_seconds=settings.watchdog_grace_seconds)
+    watchdog = CallWatchdog(store, bus, providers)
     return ServiceParts(
         name="dialer",
         workers=[

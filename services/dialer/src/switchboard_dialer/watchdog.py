@@ -1,6 +1,7 @@
 """Every accepted call reaches a terminal status, even when its provider goes quiet.
 
-A call still live past its agent's max duration plus a grace period is settled: the
+A call still live past its `watchdog_deadline` (set by the dialer when the provider
+accepted the call: the agent's max duration plus a grace period) is settled: the
 provider is asked (`get_call`) and a terminal answer is applied; otherwise the call ends
 `failed` with `ended_reason: "provider_timeout"`.
 """
@@ -8,7 +9,6 @@ provider is asked (`get_call`) and a terminal answer is applied; otherwise the c
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 
 from switchboard_shared.call_updates import apply_provider_state
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
@@ -19,35 +19,33 @@ from switchboard_shared.ports import Bus, Provider, ProviderError, Store
 log = logging.getLogger(__name__)
 
 LIVE_STATUSES = frozenset({CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS})
-DEFAULT_MAX_DURATION_SECONDS = 600
 
 
 class CallWatchdog:
     def __init__(
-        self, store: Store, bus: Bus, providers: dict[str, Provider], *, grace_seconds: float
+        self, store: Store, bus: Bus, providers: dict[str, Provider], *, batch_size: int = 500
     ) -> None:
         self._store = store
         self._bus = bus
         self._providers = providers
-        self._grace = timedelta(seconds=grace_seconds)
+        self._batch_size = batch_size
 
     async def run_once(self) -> int:
-        """Settle every overdue live call; returns how many were settled."""
-        now = utcnow()
-        candidates = await self._store.find_calls(
-            statuses=LIVE_STATUSES, updated_before=now - self._grace, limit=500
-        )
+        """Settle every live call past its `watchdog_deadline`; returns how many were
+        settled. Every call the query returns is overdue, so a crowd of long calls still
+        inside their deadline never hides an overdue one."""
         settled = 0
-        for call in candidates:
-            if now >= await self._deadline(call):
-                settled += await self._settle(call)
-        return settled
-
-    async def _deadline(self, call: Call) -> datetime:
-        agent = await self._store.get_agent(call.agent)
-        max_duration = agent.max_duration_seconds if agent else DEFAULT_MAX_DURATION_SECONDS
-        started = call.dialing_at or call.created_at
-        return started + timedelta(seconds=max_duration) + self._grace
+        while True:
+            overdue = await self._store.find_calls(
+                statuses=LIVE_STATUSES, deadline_before=utcnow(), limit=self._batch_size
+            )
+            round_settled = 0
+            for call in overdue:
+                round_settled += await self._settle(call)
+            settled += round_settled
+            # A full batch may hide more; stop when it was the last, or nothing moved.
+            if len(overdue) < self._batch_size or round_settled == 0:
+                return settled
 
     async def _settle(self, call: Call) -> int:
         provider = self._providers.get(call.provider or "")

@@ -122,6 +122,10 @@ _INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("status", ASCENDING), ("updated_at", ASCENDING)], name="calls_by_status_updated"
         ),
+        IndexModel(
+            [("status", ASCENDING), ("watchdog_deadline", ASCENDING)],
+            name="calls_by_status_deadline",
+        ),
     ],
     "api_keys": [
         IndexModel([("key_hash", ASCENDING)], name="api_keys_by_hash", unique=True),
@@ -491,6 +495,7 @@ class MongoStore:
         statuses: frozenset[CallStatus] | None = None,
         updated_before: datetime | None = None,
         publish_pending: bool | None = None,
+        deadline_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -501,6 +506,8 @@ class MongoStore:
             query["updated_at"] = {"$lt": stored_value(updated_before)}
         if publish_pending is not None:
             query["publish_pending"] = publish_pending
+        if deadline_before is not None:
+            query["watchdog_deadline"] = {"$lt": stored_value(deadline_before)}
         with _driver_errors():
             cursor = self._collection("calls").find(
                 query, sort=[("updated_at", ASCENDING), ("call_id", ASCENDING)], limit=limit

@@ -99,6 +99,7 @@ CREATE TABLE IF NOT EXISTS calls (
     sequence INTEGER NOT NULL,
     publish_pending INTEGER NOT NULL,
     duration INTEGER,
+    watchdog_deadline INTEGER,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS calls_by_tenant_created
@@ -112,6 +113,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS calls_by_idempotency_key
 CREATE INDEX IF NOT EXISTS calls_by_provider_call ON calls (provider, provider_call_id);
 CREATE INDEX IF NOT EXISTS calls_by_pending ON calls (publish_pending, updated_at);
 CREATE INDEX IF NOT EXISTS calls_by_status_updated ON calls (status, updated_at);
+CREATE INDEX IF NOT EXISTS calls_by_status_deadline ON calls (status, watchdog_deadline);
 CREATE TABLE IF NOT EXISTS processed_messages (
     consumer TEXT NOT NULL,
     message_id TEXT NOT NULL,
@@ -189,6 +191,7 @@ CALLS = _Table(
         "sequence",
         "publish_pending",
         "duration",
+        "watchdog_deadline",
     ),
 )
 ENDPOINTS = _Table("webhook_endpoints", WebhookEndpoint, "tenant_id", ("tenant_id",))
@@ -207,6 +210,21 @@ DELIVERIES = _Table(
         "created_at",
     ),
 )
+
+
+# Columns added after a table was first created: files from older versions get them on
+# open (their rows keep NULL, which is also what the model's default says).
+_ADDED_COLUMNS: dict[str, dict[str, str]] = {"calls": {"watchdog_deadline": "INTEGER"}}
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not present:
+            continue  # a new file: _SCHEMA creates the table whole
+        for name, kind in columns.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def _insert(conn: sqlite3.Connection, table: _Table, document: Mapping[str, Any]) -> None:
@@ -294,6 +312,7 @@ class SqliteStore:
             # last commits, and it never corrupts the file.
             conn.execute("PRAGMA synchronous = NORMAL")
             with _immediate(conn):
+                _add_missing_columns(conn)
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -495,6 +514,7 @@ class SqliteStore:
         statuses: frozenset[CallStatus] | None = None,
         updated_before: datetime | None = None,
         publish_pending: bool | None = None,
+        deadline_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -510,6 +530,9 @@ class SqliteStore:
         if publish_pending is not None:
             where.append("publish_pending = ?")
             params.append(int(publish_pending))
+        if deadline_before is not None:
+            where.append("watchdog_deadline < ?")
+            params.append(to_millis(deadline_before))
         sql = (
             f"SELECT doc FROM calls WHERE {' AND '.join(where) or '1'} "  # noqa: S608
             "ORDER BY updated_at, call_id LIMIT ?"

@@ -93,6 +93,9 @@ class Call(BaseModel):
     # compare-and-set, and when it was taken, so a crashed dialer's claim can expire.
     dial_claim: str | None = None
     dialing_at: datetime | None = None
+    # When the watchdog settles the call if it is still live: set when the provider
+    # accepts it (agent max duration + grace), so finding overdue calls is one index scan.
+    watchdog_deadline: datetime | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     # Transactional outbox in the call itself: every state change bumps `sequence` and
