@@ -555,6 +555,23 @@ async def test_mark_processed_is_true_once_per_consumer(store: Store) -> None:
     assert sorted(results) == [False] * 9 + [True]
 
 
+async def test_webhook_endpoint_is_created_once_whoever_asks_first(store: Store) -> None:
+    contenders = [
+        WebhookEndpoint(tenant_id="tenant-a", url=None, secret=f"whsec_{i}") for i in range(10)
+    ]
+    results = await asyncio.gather(*(store.create_webhook_endpoint(e) for e in contenders))
+    assert sum(created for _, created in results) == 1
+    assert len({stored.secret for stored, _ in results}) == 1
+    stored = await store.get_webhook_endpoint("tenant-a")
+    assert stored is not None
+    assert stored.secret == results[0][0].secret
+
+    await store.put_webhook_endpoint(stored.model_copy(update={"url": "https://a.example/h"}))
+    again, created = await store.create_webhook_endpoint(contenders[0])
+    assert not created
+    assert again.url == "https://a.example/h"
+
+
 async def test_webhook_endpoint_put_replaces_and_delete_removes(store: Store) -> None:
     endpoint = WebhookEndpoint(tenant_id="tenant-a", url="https://a.example/hook", secret="whsec_1")
     await store.put_webhook_endpoint(endpoint)

@@ -151,6 +151,12 @@ class Store(Protocol):
     async def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
         """Create or replace the tenant's endpoint."""
 
+    async def create_webhook_endpoint(
+        self, endpoint: WebhookEndpoint
+    ) -> tuple[WebhookEndpoint, bool]:
+        """Insert unless the tenant has one; returns (stored, created). The tenant's
+        signing secret is made here, once, whoever asks first."""
+
     async def get_webhook_endpoint(self, tenant_id: str) -> WebhookEndpoint | None: ...
 
     async def delete_webhook_endpoint(self, tenant_id: str) -> bool: ...

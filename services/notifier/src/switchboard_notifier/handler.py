@@ -158,13 +158,11 @@ class WebhookNotifier:
         URL when the tenant only uses per-call URLs (the secret is shown by the API)."""
         endpoint = await self._store.get_webhook_endpoint(tenant_id)
         if endpoint is None:
-            await self._store.put_webhook_endpoint(
+            # Atomic: whoever creates it first (another worker, the API) wins, and every
+            # delivery is signed with the one secret the customer can be shown.
+            endpoint, _ = await self._store.create_webhook_endpoint(
                 WebhookEndpoint(tenant_id=tenant_id, url=None, secret=generate_secret())
             )
-            # Read back: another worker may have created one at the same moment.
-            endpoint = await self._store.get_webhook_endpoint(tenant_id)
-            if endpoint is None:
-                raise RetryLater("webhook endpoint vanished while being created")
         return endpoint
 
     # --- one attempt --------------------------------------------------------------------

@@ -554,6 +554,23 @@ class MongoStore:
                 upsert=True,
             )
 
+    async def create_webhook_endpoint(
+        self, endpoint: WebhookEndpoint
+    ) -> tuple[WebhookEndpoint, bool]:
+        with _driver_errors():
+            result = await self._collection("webhook_endpoints").update_one(
+                {"_id": endpoint.tenant_id},
+                {"$setOnInsert": _to_document(endpoint, endpoint.tenant_id)},
+                upsert=True,
+            )
+            found = await self._collection("webhook_endpoints").find_one(
+                {"_id": endpoint.tenant_id}
+            )
+        stored = _from_document(WebhookEndpoint, found)
+        if stored is None:
+            raise StoreError("webhook endpoint vanished right after its upsert")
+        return stored, result.upserted_id is not None
+
     async def get_webhook_endpoint(self, tenant_id: str) -> WebhookEndpoint | None:
         with _driver_errors():
             found = await self._collection("webhook_endpoints").find_one({"_id": tenant_id})

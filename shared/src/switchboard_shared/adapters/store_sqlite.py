@@ -592,6 +592,23 @@ class SqliteStore:
         )
         await self._run(lambda c: c.execute(sql, row))
 
+    async def create_webhook_endpoint(
+        self, endpoint: WebhookEndpoint
+    ) -> tuple[WebhookEndpoint, bool]:
+        row = ENDPOINTS.row(stored_document(endpoint))
+        insert = (
+            "INSERT INTO webhook_endpoints (tenant_id, doc) VALUES (:tenant_id, :doc) "
+            "ON CONFLICT (tenant_id) DO NOTHING"
+        )
+
+        def create(conn: sqlite3.Connection) -> tuple[WebhookEndpoint, bool]:
+            with _immediate(conn):
+                created = conn.execute(insert, row).rowcount == 1
+                stored = _one(conn, ENDPOINTS, "tenant_id = ?", (endpoint.tenant_id,))
+            return stored, created
+
+        return await self._run(create)
+
     async def get_webhook_endpoint(self, tenant_id: str) -> WebhookEndpoint | None:
         return await self._run(lambda c: _one(c, ENDPOINTS, "tenant_id = ?", (tenant_id,)))
 

@@ -128,21 +128,16 @@ async def put_webhook(
     url = await checked_url(body.url.strip(), settings)
     events = list(dict.fromkeys(body.events))  # keep the order, drop repeats
     now = utcnow()
-    existing = await store.get_webhook_endpoint(tenant.tenant_id)
-    if existing is None:
-        endpoint = WebhookEndpoint(
-            tenant_id=tenant.tenant_id,
-            url=url,
-            events=events,
-            secret=generate_secret(),
-            created_at=now,
-            updated_at=now,
+    existing, _ = await store.create_webhook_endpoint(
+        WebhookEndpoint(
+            tenant_id=tenant.tenant_id, url=None, secret=generate_secret(), created_at=now
         )
-    else:
-        endpoint = existing.model_copy(update={"url": url, "events": events, "updated_at": now})
+    )
+    endpoint = existing.model_copy(update={"url": url, "events": events, "updated_at": now})
     await store.put_webhook_endpoint(endpoint)
-    # A secret made for per-call URLs only (url None) was never shown by a PUT either.
-    first_configured = existing is None or existing.url is None
+    # The secret is shown by the PUT that first sets a URL: a secret made for per-call
+    # URLs only (url None, by the notifier or a rotation) was never shown by a PUT.
+    first_configured = existing.url is None
     if first_configured:
         response.status_code = 201
     return _view(endpoint, with_secret=first_configured)
@@ -186,12 +181,14 @@ async def rotate_secret(tenant: TenantDep, store: StoreDep, settings: SettingsDe
     switch without missing a webhook. Without an endpoint, creates the secret that signs
     per-call `webhook_url` deliveries."""
     now = utcnow()
-    existing = await store.get_webhook_endpoint(tenant.tenant_id)
-    window = timedelta(hours=settings.webhook_secret_rotation_hours)
-    if existing is None:
-        endpoint = WebhookEndpoint(
+    existing, created = await store.create_webhook_endpoint(
+        WebhookEndpoint(
             tenant_id=tenant.tenant_id, url=None, secret=generate_secret(), created_at=now
         )
+    )
+    window = timedelta(hours=settings.webhook_secret_rotation_hours)
+    if created:
+        endpoint = existing
     elif window > timedelta(0):
         endpoint = existing.model_copy(
             update={
