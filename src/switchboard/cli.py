@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from switchboard import runner
+from switchboard.dead_letters import add_dead_letter_commands, run_dead_letter_command
 from switchboard_api.admin import add_admin_commands
 from switchboard_shared.bootstrap import build_store
 from switchboard_shared.settings import Settings
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run every service in one process, or one service")
     run.add_argument("target", nargs="?", default="all", choices=runner.TARGETS)
     add_admin_commands(commands)
+    add_dead_letter_commands(commands)
     return parser
 
 
@@ -40,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         runner.run(args.target)
         return 0
+    if args.command == "dlq":
+        return asyncio.run(run_dead_letter_command(args, Settings()))
     return asyncio.run(_run_admin(args))
 
 
