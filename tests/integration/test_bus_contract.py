@@ -24,7 +24,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
-from yarl import URL
 
 from switchboard_shared.adapters.bus_common import DeadLetter
 from switchboard_shared.adapters.bus_inprocess import InProcessBus
@@ -40,6 +39,7 @@ from switchboard_shared.ports import (
     Subscription,
 )
 from tests.support.net import eventually, free_port
+from tests.support.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -553,52 +553,6 @@ async def rabbit(broker_url: str, unique_name: str) -> AsyncIterator[RabbitHarne
         await harness.aclose()
 
 
-class TcpProxy:
-    """A loopback TCP forwarder to the broker: stopping it is, for a client, the broker
-    (or the client's host) vanishing mid-connection; starting it again, its return."""
-
-    def __init__(self, target: str) -> None:
-        url = URL(target)
-        self.target_host, self.target_port = url.host or "127.0.0.1", url.port or 5672
-        self.port = free_port()
-        self.url = str(url.with_port(self.port))
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server:
-            self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-        if self._server:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update({writer, up_writer})
-        await asyncio.gather(
-            _pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True
-        )
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.transport.abort()
-
-
 async def test_unreachable_broker_fails_fast_and_start_does_not_block(
     rabbit: RabbitHarness,
 ) -> None:
@@ -621,7 +575,7 @@ async def test_unreachable_broker_fails_fast_and_start_does_not_block(
 async def test_connects_late_and_recovers_after_the_broker_comes_back(
     rabbit: RabbitHarness, broker_url: str
 ) -> None:
-    proxy = TcpProxy(broker_url)
+    proxy = CuttableProxy.in_front_of(broker_url, 5672)
     bus = rabbit.new_bus(proxy.url)
     await bus.start()  # nothing listens yet
     with pytest.raises(PublishError):
@@ -635,7 +589,7 @@ async def test_connects_late_and_recovers_after_the_broker_comes_back(
         await eventually(lambda: _publishes(bus, first))
         await eventually(lambda: _true(got.events == [first]))
 
-        await proxy.stop()  # the broker goes away
+        await proxy.cut()  # the broker goes away
         await eventually(lambda: _fails_ping(bus))
         started = time.monotonic()
         with pytest.raises(PublishError):
@@ -656,7 +610,7 @@ async def test_connects_late_and_recovers_after_the_broker_comes_back(
         await bus.ping()
     finally:
         await bus.close()
-        await proxy.stop()
+        await proxy.cut()
 
 
 async def _publishes(bus: Bus, event: Event) -> bool:
@@ -683,7 +637,7 @@ async def test_message_of_a_killed_consumer_goes_to_another_one(
     async def hang(_: Event, __: MessageContext) -> None:
         await gate.wait()
 
-    proxy = TcpProxy(broker_url)
+    proxy = CuttableProxy.in_front_of(broker_url, 5672)
     await proxy.start()
     victim = rabbit.new_bus(proxy.url)
     await victim.start()
@@ -695,7 +649,7 @@ async def test_message_of_a_killed_consumer_goes_to_another_one(
 
     survivor_got = Received()
     await rabbit.subscribe("killed", ("call.requested",), survivor_got)
-    await proxy.stop()  # the victim's connection dies without an ack
+    await proxy.cut()  # the victim's connection dies without an ack
 
     await eventually(lambda: _true(survivor_got.items))
     received, context, _ = survivor_got.items[0]

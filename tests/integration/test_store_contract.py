@@ -36,6 +36,7 @@ from switchboard_shared.ports import (
 )
 from tests.support.net import free_port
 from tests.support.stores import STORE_KINDS, StoreKind, open_store
+from tests.support.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -867,47 +868,6 @@ async def test_mongo_start_raises_store_error_when_unreachable(unique_name: str)
         await store.ping()
 
 
-class TcpProxy:
-    """Forwards a loopback port to `target` until `cut()` drops every connection."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        await asyncio.gather(
-            self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
-        )
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for writer in self._writers:
-            writer.close()
-        if self._server is not None:
-            await self._server.wait_closed()
-
-
 async def test_mongo_ping_raises_store_error_when_the_server_goes_away(
     mongodb_url: str, unique_name: str
 ) -> None:
@@ -917,7 +877,7 @@ async def test_mongo_ping_raises_store_error_when_the_server_goes_away(
 
     parsed = parse_uri(mongodb_url)
     host, port = parsed["nodelist"][0]
-    proxy = TcpProxy((host, port))
+    proxy = CuttableProxy(free_port(), host, port)
     await proxy.start()
     credentials = ""
     if parsed["username"]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+from tests.support.net import free_port
 
 
 class CuttableProxy:
@@ -16,6 +19,17 @@ class CuttableProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.url = ""
+
+    @classmethod
+    def in_front_of(cls, url: str, default_port: int) -> CuttableProxy:
+        """A proxy on a free port for the server at `url`; `.url` is `url` through it."""
+        parts = urlsplit(url)
+        proxy = cls(free_port(), parts.hostname or "127.0.0.1", parts.port or default_port)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@" if credentials else ""
+        proxy.url = urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{proxy.port}"))
+        return proxy
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
