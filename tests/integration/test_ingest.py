@@ -3,6 +3,7 @@ machine, dedupe, the error shape, and the events each applied callback publishes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -254,6 +255,32 @@ async def test_an_unauthentic_callback_is_refused(
     untouched = await stored(pipeline, call.call_id)
     assert untouched.status is CallStatus.DIALING
     assert untouched.sequence == call.sequence
+
+
+async def test_a_callback_that_overtakes_the_dialers_write_is_applied(
+    pipeline: Pipeline, ingest: httpx.AsyncClient
+) -> None:
+    """A fast provider calls back before the dialer stored the provider call id."""
+    call = await queued_call(pipeline.store, agent="sim-agent")
+    provider_call_id = f"simulator-{uuid.uuid4().hex[:10]}"
+
+    async def dialer_records_it_late() -> None:
+        await asyncio.sleep(0.3)
+        await transition(
+            pipeline.store,
+            pipeline.bus,
+            call.call_id,
+            CallStatus.DIALING,
+            {"provider": "simulator", "provider_call_id": provider_call_id},
+        )
+
+    recording = asyncio.create_task(dialer_records_it_late())
+    response = await post_signed(ingest, GENERIC, seed_payload(provider_call_id))
+    await recording
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "applied"}
+    assert (await stored(pipeline, call.call_id)).status is CallStatus.COMPLETED
 
 
 async def test_a_callback_for_an_unknown_call_is_404(ingest: httpx.AsyncClient) -> None:

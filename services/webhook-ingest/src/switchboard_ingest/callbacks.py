@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from enum import StrEnum
@@ -12,6 +13,7 @@ from switchboard_shared import callback_signing
 from switchboard_shared.adapters.providers.http import json_object
 from switchboard_shared.adapters.providers.simulator import parse_call
 from switchboard_shared.call_updates import apply_provider_state
+from switchboard_shared.domain.calls import Call
 from switchboard_shared.http_errors import ApiError
 from switchboard_shared.metrics import CALLBACKS_RECEIVED
 from switchboard_shared.ports import (
@@ -31,6 +33,12 @@ tracer = trace.get_tracer(__name__)
 class CallbackOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # late or repeated: acknowledged, nothing changed
+
+
+# A fast provider can call back before the dialer has stored the provider call id it
+# just got from the create request: an authenticated callback for an unknown id looks
+# again after each of these pauses (3 s in all) before it is refused.
+_LOOKUP_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.45)
 
 
 class CallbackIngest:
@@ -86,9 +94,14 @@ class CallbackIngest:
         return await self.apply(sender, state)
 
     async def apply(self, provider_name: str, state: ProviderCallState) -> str:
-        call = await self._store.find_call_by_provider_id(provider_name, state.provider_call_id)
+        call = await self._find_call(provider_name, state.provider_call_id)
         if call is None:
             CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
+            log.warning(
+                "callback for an unknown call from %s: provider call id %r",
+                provider_name,
+                state.provider_call_id,
+            )
             raise ApiError(
                 404, "unknown_call", f"no call has provider call id {state.provider_call_id!r}"
             )
@@ -102,3 +115,12 @@ class CallbackIngest:
         CALLBACKS_RECEIVED.labels(provider_name, outcome).inc()
         log.info("callback %s: %s", outcome, state.status, extra={"call_id": call.call_id})
         return outcome
+
+    async def _find_call(self, provider_name: str, provider_call_id: str) -> Call | None:
+        call = await self._store.find_call_by_provider_id(provider_name, provider_call_id)
+        for pause in _LOOKUP_PAUSES:
+            if call is not None:
+                break
+            await asyncio.sleep(pause)
+            call = await self._store.find_call_by_provider_id(provider_name, provider_call_id)
+        return call
