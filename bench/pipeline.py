@@ -310,14 +310,13 @@ class Sampler:
 
 
 def pipeline_env(
-    broker_url: str, mongodb_url: str, database: str, run: str, ports: dict[str, int], level: str
+    broker_url: str, store_env: dict[str, str], run: str, ports: dict[str, int], level: str
 ) -> dict[str, str]:
     sim = f"http://127.0.0.1:{ports['provider-sim']}"
     ingest = f"http://127.0.0.1:{ports['webhook-ingest']}"
     env = {
         "SWITCHBOARD_BROKER_URL": broker_url,
-        "SWITCHBOARD_MONGODB_URL": mongodb_url,
-        "SWITCHBOARD_MONGODB_DATABASE": database,
+        **store_env,
         "SWITCHBOARD_EXCHANGE": f"bench.{run}.events",
         "SWITCHBOARD_QUEUE_PREFIX": f"bench.{run}.",
         "SWITCHBOARD_CALLBACK_BASE_URL": ingest,
@@ -879,6 +878,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured calls first (20)")
     parser.add_argument("--agent", default="altynai", help="agent key of every call")
+    parser.add_argument(
+        "--store",
+        choices=("mongodb", "sqlite"),
+        default="mongodb",
+        help="MongoDB (SecantusDB unless MONGODB_URL is set), or one SQLite file shared "
+        "by the processes (mongodb)",
+    )
     parser.add_argument("--agents-file", type=Path, default=DEFAULT_AGENTS_FILE)
     parser.add_argument(
         "--broker-url",
@@ -901,6 +907,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@contextlib.contextmanager
+def state_store(
+    kind: str, run: str, logs: Path, cleanup: Cleanup
+) -> Iterator[tuple[dict[str, str], str]]:
+    """The store the services share: its settings, and how the report names it."""
+    if kind == "sqlite":
+        path = logs / "bench.db"
+        yield (
+            {"SWITCHBOARD_SQLITE_PATH": str(path)},
+            f"SQLite file shared by the processes ({path})",
+        )
+        return
+    with mongodb_server() as mongodb_url:
+        database = f"bench_{run}"
+        cleanup.database = (mongodb_url, database)
+        name = (
+            "MongoDB at MONGODB_URL"
+            if os.environ.get("MONGODB_URL")
+            else "SecantusDB (secantusd-py, :memory:)"
+        )
+        yield (
+            {"SWITCHBOARD_MONGODB_URL": mongodb_url, "SWITCHBOARD_MONGODB_DATABASE": database},
+            name,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cleanup = Cleanup()
@@ -909,14 +941,10 @@ def main(argv: list[str] | None = None) -> int:
     ok = False
     watchdog = arm_hard_timeout(args.hard_timeout, cleanup)
     try:
-        with mongodb_server() as mongodb_url:
+        with state_store(args.store, run, logs, cleanup) as (store_env, store):
             try:
-                database = f"bench_{run}"
-                cleanup.database = (mongodb_url, database)
                 ports = {name: free_port() for name in SERVICES}
-                env = pipeline_env(
-                    args.broker_url, mongodb_url, database, run, ports, args.log_level
-                )
+                env = pipeline_env(args.broker_url, store_env, run, ports, args.log_level)
                 queues = queue_names(env["SWITCHBOARD_QUEUE_PREFIX"])
                 cleanup.broker = (args.broker_url, env["SWITCHBOARD_EXCHANGE"], [*queues.values()])
                 print(f"run {run}: seeding with the CLI, logs in {logs}", flush=True)
@@ -931,11 +959,6 @@ def main(argv: list[str] | None = None) -> int:
                     result = asyncio.run(run_benchmark(args, processes, api_key, queues))
                 finally:
                     _interrupt.detach()
-                store = (
-                    "MongoDB at MONGODB_URL"
-                    if os.environ.get("MONGODB_URL")
-                    else ("SecantusDB (secantusd-py, :memory:)")
-                )
                 lines = report(args, result, store)
                 problems = log_problems(logs)
                 if problems:
