@@ -213,7 +213,17 @@ async def test_the_relay_stops_at_the_first_unconfirmed_publish_and_loses_nothin
         assert (await pending(store, call.call_id)).publish_pending
 
     bus.down = False
-    assert await eventually(relay.run_once) == 3
+    published = 0
+
+    async def all_published() -> bool:
+        # A call changed within the current millisecond is not yet older than min_age=0:
+        # it may take a second round.
+        nonlocal published
+        published += await relay.run_once()
+        return published >= 3
+
+    await eventually(all_published)
+    assert published == 3
     for call in calls:
         [event] = await log.wait_for(call.call_id, EventType.CALL_REQUESTED)
         assert event.id == event_id(call.call_id, 1)
