@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from switchboard_shared.ports import Bus, Store
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+# A dependency slower than this is as good as down for a probe.
 PING_TIMEOUT_SECONDS = 2.0
 
 
@@ -21,11 +25,15 @@ class Readiness:
         self.checks: dict[str, ReadinessCheck] = dict(checks or {})
         self.draining = False
 
+    @classmethod
+    def of(cls, store: Store, bus: Bus) -> Readiness:
+        """Ready when the store and the broker answer their pings."""
+        return cls({"store": store.ping, "broker": bus.ping})
+
     async def report(self) -> tuple[bool, dict[str, str]]:
         results: dict[str, str] = {}
         for name, check in self.checks.items():
             try:
-                # A dependency slower than this is as good as down for a probe.
                 await asyncio.wait_for(check(), PING_TIMEOUT_SECONDS)
                 results[name] = "ok"
             except Exception as exc:  # any failure means "not ready", with its reason
@@ -36,22 +44,44 @@ class Readiness:
         return ready, results
 
 
-def ops_router(readiness: Readiness) -> APIRouter:
-    router = APIRouter(tags=["operations"], include_in_schema=False)
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] | None = None
 
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
-    @router.get("/readyz")
-    async def readyz() -> JSONResponse:
-        ready, results = await readiness.report()
+def ops_router() -> APIRouter:
+    """The three routes; `/readyz` reports `app.state.readiness` of the app serving it."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", response_model=Health, summary="Liveness")
+    async def healthz() -> Health:
+        """Always 200 while the process serves requests."""
+        return Health(status="ok")
+
+    @router.get(
+        "/readyz",
+        response_model=Health,
+        summary="Readiness",
+        responses={503: {"description": "Not ready: `checks` names what failed"}},
+    )
+    async def readyz(request: Request) -> Health | JSONResponse:
+        """200 when every check passes; 503 with each check's state otherwise."""
+        readiness: Readiness = request.app.state.readiness
+        ready, checks = await readiness.report()
+        if ready:
+            return Health(status="ready", checks=checks)
+        failed = ", ".join(name for name, state in checks.items() if state != "ok")
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": results},
-            status_code=200 if ready else 503,
+            {
+                "status": "not_ready",
+                "checks": checks,
+                # The error shape too, for clients that read every non-2xx the same way.
+                "error": {"code": "not_ready", "message": f"not ready: {failed}"},
+            },
+            status_code=503,
         )
 
-    @router.get("/metrics")
+    @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -85,13 +85,13 @@ def assemble_app(
         raise ValueError("at most one service may serve at the root path")
     if roots:
         app = roots[0]
-        # A root app with its own /readyz (the API's) reports the process's readiness,
-        # draining flag included.
-        app.state.readiness = readiness
     else:
         app = FastAPI(title=title, docs_url=None, redoc_url=None)
         install_error_handlers(app)
-    app.include_router(ops_router(readiness))
+    # /readyz reports the process's readiness, draining flag included.
+    app.state.readiness = readiness
+    if not any(getattr(route, "path", None) == "/readyz" for route in app.routes):
+        app.include_router(ops_router())
     for part in parts:
         for router in part.routers:
             app.include_router(router)
@@ -182,7 +182,7 @@ def run_process(
     configure_logging(settings, service)
     configure_tracing(settings, service)
     components = Components.from_settings(settings)
-    readiness = Readiness({"store": components.store.ping, "broker": components.bus.ping})
+    readiness = Readiness.of(components.store, components.bus)
     parts = build_parts(components)
     log.info("starting %s on %s:%s", service, settings.host, settings.port)
     asyncio.run(serve(settings, components, parts, readiness, title=f"Switchboard {service}"))

@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from switchboard_api.routes import agents, calls, health, usage
+from switchboard_api.routes import agents, calls, usage
 from switchboard_shared.http_errors import install_error_handlers
-from switchboard_shared.ops_http import Readiness
+from switchboard_shared.ops_http import Readiness, ops_router
 from switchboard_shared.ports import Bus, Store
 from switchboard_shared.settings import Settings
 
@@ -56,8 +56,9 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.bus = bus
-    app.state.readiness = readiness or health.api_readiness(store, bus)
+    app.state.readiness = readiness or Readiness.of(store, bus)
     install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
-    for module in (health, calls, agents, usage):
+    app.include_router(ops_router())
+    for module in (calls, agents, usage):
         app.include_router(module.router)
     return app

@@ -53,8 +53,3 @@ class UsageView(BaseModel):
     total_seconds: int = Field(description="Sum of the durations of ended calls, in seconds.")
     active_calls: int = Field(description="Calls not in a terminal status yet.")
     by_status: dict[str, int] = Field(description="Number of calls in each status.")
-
-
-class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = Field(default_factory=dict)
