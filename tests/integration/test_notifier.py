@@ -396,6 +396,52 @@ async def test_flaky_receiver_gets_one_success_after_three_attempts(
     assert {h.body for h in hits} == {delivery.payload.encode()}
 
 
+async def test_a_url_changed_between_retries_settles_the_old_delivery(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(webhook_retry_delays=[0.5, 0.5, 0.5])
+    old_url = receivers.url(answers(500))
+    new_url = receivers.url(answers(200))
+    await world.endpoint(old_url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    async def first_attempt_failed() -> bool:
+        return len(receivers.got(old_url)) == 1
+
+    await eventually(first_attempt_failed)
+    await world.endpoint(new_url)  # the customer moves their endpoint
+
+    deliveries = {d.url: d for d in await world.settled(event.id, count=2)}
+    abandoned, moved = deliveries[old_url], deliveries[new_url]
+    assert abandoned.status == DeliveryStatus.FAILED
+    assert abandoned.attempts[-1].status_code is None
+    assert "no longer receives this event" in (abandoned.attempts[-1].error or "")
+    assert moved.status == DeliveryStatus.DELIVERED
+    assert len(receivers.got(old_url)) == 1
+    assert len(receivers.got(new_url)) == 1
+
+
+async def test_an_endpoint_deleted_between_retries_leaves_nothing_pending(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(webhook_retry_delays=[0.5, 0.5, 0.5])
+    url = receivers.url(answers(503))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.bus.publish(event)
+
+    async def first_attempt_failed() -> bool:
+        return len(receivers.got(url)) == 1
+
+    await eventually(first_attempt_failed)
+    assert await world.store.delete_webhook_endpoint(world.tenant.tenant_id)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.FAILED
+    assert len(receivers.got(url)) == 1
+
+
 async def test_always_failing_receiver_ends_failed_and_replay_resends(
     world: World, receivers: Receivers
 ) -> None:

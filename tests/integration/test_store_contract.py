@@ -692,6 +692,8 @@ async def test_list_deliveries_pages_with_filters(store: Store) -> None:
     ]
     failed = DeliveryFilter(status=DeliveryStatus.FAILED, event_type="call.failed")
     assert await read(failed, 4) == [d for d in newest_first if d.status is DeliveryStatus.FAILED]
+    assert await read(DeliveryFilter(event_id="evt_7"), 5) == [made[7]]
+    assert await read(DeliveryFilter(event_id="evt_b"), 5) == []  # another tenant's
     calls_cursor = encode_cursor("calls", Position(base, "x"))
     with pytest.raises(InvalidCursor):
         await store.list_deliveries("tenant-a", DeliveryFilter(), 5, calls_cursor)

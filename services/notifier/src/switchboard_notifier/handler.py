@@ -20,6 +20,8 @@ from switchboard_notifier.payload import UnusableEvent, build_payload
 from switchboard_shared.domain.webhooks import (
     DEFAULT_WEBHOOK_EVENTS,
     Delivery,
+    DeliveryAttempt,
+    DeliveryFilter,
     DeliveryStatus,
     WebhookEndpoint,
 )
@@ -100,6 +102,7 @@ class WebhookNotifier:
     async def _deliveries_for(self, event: Event) -> list[Delivery]:
         """The pending deliveries of a customer event, created on first sight."""
         urls = await self._target_urls(event)
+        await self._settle_abandoned(event, urls)
         if not urls:
             return []
         try:
@@ -122,6 +125,23 @@ class WebhookNotifier:
             if delivery.status is DeliveryStatus.PENDING:
                 pending.append(delivery)
         return pending
+
+    async def _settle_abandoned(self, event: Event, urls: list[str]) -> None:
+        """A pending delivery whose URL is no longer a target (the endpoint changed its
+        URL or events, or was deleted, between retries) ends `failed`, saying why, so
+        none stays pending for ever; a replay still sends it."""
+        page = await self._store.list_deliveries(
+            event.tenant_id,
+            DeliveryFilter(event_id=event.id, status=DeliveryStatus.PENDING),
+            limit=100,
+            cursor=None,
+        )
+        for delivery in page.deliveries:
+            if delivery.url not in urls:
+                reason = "the endpoint no longer receives this event (URL or events changed)"
+                await self._store.record_attempt(
+                    delivery.delivery_id, DeliveryAttempt(error=reason), DeliveryStatus.FAILED
+                )
 
     async def _target_urls(self, event: Event) -> list[str]:
         endpoint = await self._store.get_webhook_endpoint(event.tenant_id)

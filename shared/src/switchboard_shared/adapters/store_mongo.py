@@ -236,6 +236,8 @@ def delivery_list_queries(
     equal: Document = {"tenant_id": tenant_id}
     if filters.call_id is not None:
         equal["call_id"] = filters.call_id
+    if filters.event_id is not None:
+        equal["event_id"] = filters.event_id
     if filters.status is not None:
         equal["status"] = filters.status.value
     if filters.event_type is not None:

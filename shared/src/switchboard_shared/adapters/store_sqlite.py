@@ -665,6 +665,7 @@ class SqliteStore:
         where, params = ["tenant_id = ?"], [tenant_id]
         for column, value in (
             ("call_id", filters.call_id),
+            ("event_id", filters.event_id),
             ("status", filters.status.value if filters.status is not None else None),
             ("event_type", filters.event_type),
         ):

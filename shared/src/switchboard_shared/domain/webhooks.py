@@ -60,6 +60,7 @@ class Delivery(BaseModel):
 
 class DeliveryFilter(BaseModel):
     call_id: str | None = None
+    event_id: str | None = None
     status: DeliveryStatus | None = None
     event_type: str | None = None
 
