@@ -267,6 +267,24 @@ async def test_a_webhook_url_must_be_absolute_http_or_https(
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/hook",  # plain http, not allowed by the operator
+        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+    ],
+)
+async def test_a_webhook_url_the_guard_refuses_is_refused_at_creation(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    response = await client.post("/v1/calls", json={**CALL, "webhook_url": url})
+    assert_error(response, 422, "invalid_webhook_url")
+    assert "refused" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
     ("body", "names"),
     [
         ({**CALL, "unexpected": 1}, "unexpected"),

@@ -14,6 +14,8 @@ from switchboard_shared.domain.phone import InvalidPhoneNumber, normalize_e164
 from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.http_errors import ApiError
 from switchboard_shared.ports import Store
+from switchboard_shared.settings import Settings
+from switchboard_shared.ssrf import UnresolvableHost, UnsafeUrl, check_url
 
 MAX_VARIABLES_BYTES = 16 * 1024
 MAX_METADATA_BYTES = 4 * 1024
@@ -53,8 +55,28 @@ def _check_size(name: str, value: dict[str, Any], limit: int) -> None:
         )
 
 
+async def _guard_webhook_url(url: str, settings: Settings) -> None:
+    """Refuse now a URL the notifier would refuse at every send (scheme, private or
+    metadata address). A host that does not resolve yet passes: DNS may come back, and
+    the guard runs again before each delivery."""
+    try:
+        await check_url(
+            url,
+            allow_http=settings.webhook_allow_http,
+            allow_private=settings.webhook_allow_private_networks,
+        )
+    except UnresolvableHost:
+        return
+    except UnsafeUrl as exc:
+        raise ApiError(422, "invalid_webhook_url", f"webhook_url refused: {exc}") from None
+
+
 async def build_call(
-    store: Store, tenant: Tenant, body: CreateCallRequest, idempotency_key: str | None
+    store: Store,
+    tenant: Tenant,
+    body: CreateCallRequest,
+    idempotency_key: str | None,
+    settings: Settings,
 ) -> Call:
     """Validate `body` for `tenant` and return the call to insert (status queued).
 
@@ -76,6 +98,8 @@ async def build_call(
     _check_size("variables", variables, MAX_VARIABLES_BYTES)
     _check_size("metadata", metadata, MAX_METADATA_BYTES)
     webhook_url = _check_webhook_url(body.webhook_url) if body.webhook_url else None
+    if webhook_url:
+        await _guard_webhook_url(webhook_url, settings)
     validated = {
         "phone": phone,
         "agent": agent.key,

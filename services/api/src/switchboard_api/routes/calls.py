@@ -75,7 +75,7 @@ async def create_call(
     idempotency window returns the original 201 (header `Idempotent-Replayed: true`);
     the same key with another body is a 422 `idempotency_key_reused`.
     """
-    call = await build_call(store, tenant, body, idempotency_key)
+    call = await build_call(store, tenant, body, idempotency_key, settings)
     # Provider callbacks carry no trace headers; they rejoin this trace through the call.
     trace_context: dict[str, str] = {}
     propagate.inject(trace_context)
