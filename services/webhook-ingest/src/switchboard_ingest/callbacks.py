@@ -15,6 +15,7 @@ from switchboard_shared.adapters.providers.simulator import parse_call
 from switchboard_shared.call_updates import apply_provider_state
 from switchboard_shared.domain.calls import Call
 from switchboard_shared.http_errors import ApiError
+from switchboard_shared.logs import call_scope
 from switchboard_shared.metrics import CALLBACKS_RECEIVED
 from switchboard_shared.ports import (
     Bus,
@@ -107,7 +108,10 @@ class CallbackIngest:
             )
         # Rejoin the trace of the request that created the call.
         parent = propagate.extract(call.trace_context)
-        with tracer.start_as_current_span("apply provider callback", context=parent) as span:
+        with (
+            call_scope(call.call_id),
+            tracer.start_as_current_span("apply provider callback", context=parent) as span,
+        ):
             span.set_attribute("switchboard.call_id", call.call_id)
             span.set_attribute("switchboard.status", str(state.status))
             updated = await apply_provider_state(self._store, self._bus, call, state)
