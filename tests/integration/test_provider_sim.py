@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,10 +15,11 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
-from switchboard_provider_sim import create_app, serve
+from switchboard_provider_sim import create_app
 from switchboard_shared.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA
 from switchboard_shared.settings import ProviderSettings, Settings
 from tests.support.net import eventually, free_port
+from tests.support.processes import ServiceProcess
 from tests.support.servers import serving
 
 SIM_KEY, VOCODE_KEY, VOXPRIA_KEY = "sim-key", "vocode-key", "voxpria-key"
@@ -572,25 +574,43 @@ async def test_hundreds_of_simultaneous_calls_all_complete(
     await eventually(all_completed, within=60, interval=0.2)
 
 
-async def test_serve_runs_until_cancelled(receiver: CallbackReceiver) -> None:
-    port = free_port()
-    settings = sim_settings(receiver.url, host="127.0.0.1", port=port)
-    task = asyncio.create_task(serve(settings))
+async def test_the_simulator_process_serves_calls_and_stops_on_sigterm(
+    receiver: CallbackReceiver, tmp_path: Path
+) -> None:
+    """`python -m switchboard_provider_sim`, as compose and Kubernetes run it."""
+    process = ServiceProcess(
+        "provider-sim",
+        free_port(),
+        {
+            "SWITCHBOARD_SIMULATOR__API_KEY": SIM_KEY,
+            "SWITCHBOARD_SIMULATOR__CALLBACK_SECRET": SECRETS["simulator"],
+            "SWITCHBOARD_SIM_RING_DELAY_SECONDS": "0.05",
+            "SWITCHBOARD_SIM_ANSWER_DELAY_SECONDS": "0.05",
+            "SWITCHBOARD_SIM_TALK_SECONDS": "0.05",
+        },
+        tmp_path / "sim.log",
+    )
+    await asyncio.to_thread(process.start)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        headers = {"Authorization": f"Bearer {SIM_KEY}"}
+        async with httpx.AsyncClient(base_url=process.url, headers=headers) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert "# TYPE" in (await client.get("/metrics")).text
+            created = await client.post(
+                "/v1/calls",
+                json={
+                    "to_number": "+996700000000",
+                    "agent_id": "sim-agent",
+                    "callback_url": receiver.url,
+                },
+            )
+            assert created.status_code == 201, created.text
+            call_id = created.json()["id"]
 
-            async def answering() -> bool:
-                try:
-                    return (await client.get("/openapi.json")).status_code == 200
-                except httpx.TransportError:
-                    return False
+            async def completed() -> bool:
+                return (await client.get(f"/v1/calls/{call_id}")).json()["status"] == "completed"
 
-            await eventually(answering, within=10)
+            await eventually(completed, within=10)
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    # The port is free again: something else can listen on it.
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
-    server.close()
-    await server.wait_closed()
+        exit_code = await asyncio.to_thread(process.terminate, 20)
+    assert exit_code == 0, process.logs()
