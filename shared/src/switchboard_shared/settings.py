@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # deploy/agents.example.yaml when it exists).
     agents_file: Path | None = None
     max_body_bytes: int = 64 * 1024
+    # Requests per second per tenant, in each API process (0: no limit), and the burst.
+    api_rate_limit_per_second: float = Field(default=200.0, ge=0)
+    api_rate_limit_burst: int = Field(default=400, ge=1)
     idempotency_ttl_hours: int = 24
 
     # --- providers -------------------------------------------------------------------

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from switchboard_api.rate_limit import TenantRateLimiter
 from switchboard_api.routes import agents, calls, usage
 from switchboard_shared.http_errors import install_error_handlers
 from switchboard_shared.ops_http import Readiness, ops_router
@@ -57,6 +58,11 @@ def create_app(
     app.state.store = store
     app.state.bus = bus
     app.state.readiness = readiness or Readiness.of(store, bus)
+    app.state.rate_limiter = (
+        TenantRateLimiter(settings.api_rate_limit_per_second, settings.api_rate_limit_burst)
+        if settings.api_rate_limit_per_second > 0
+        else None
+    )
     install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(ops_router())
     for module in (calls, agents, usage):

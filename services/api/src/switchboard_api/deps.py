@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from switchboard_api.auth import bearer_scheme, tenant_for_key
+from switchboard_api.rate_limit import TenantRateLimiter
 from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.http_errors import ApiError
 from switchboard_shared.ports import Bus, Store
@@ -36,10 +38,12 @@ BusDep = Annotated[Bus, Depends(get_bus)]
 
 
 async def current_tenant(
+    request: Request,
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Tenant:
-    """The tenant of the request's Bearer key; 401 `unauthorized` otherwise."""
+    """The tenant of the request's Bearer key; 401 `unauthorized` otherwise, 429
+    `rate_limited` (with `Retry-After`) when the tenant is over its request rate."""
     if credentials is None:
         raise ApiError(
             401,
@@ -50,6 +54,15 @@ async def current_tenant(
     tenant = await tenant_for_key(store, credentials.credentials)
     if tenant is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=_BAD_KEY)
+    limiter: TenantRateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None and (wait := limiter.take(tenant.tenant_id)) is not None:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many requests for this API key; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
     return tenant
 
 
