@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from switchboard_api.rate_limit import TenantRateLimiter
 from switchboard_api.routes import agents, calls, usage
-from switchboard_shared.http_errors import install_error_handlers
+from switchboard_shared.http_errors import error_response, install_error_handlers
 from switchboard_shared.ops_http import Readiness, ops_router
-from switchboard_shared.ports import Bus, Store
+from switchboard_shared.ports import Bus, InvalidCursor, Store
 from switchboard_shared.settings import Settings
 
 DESCRIPTION = """\
@@ -64,7 +65,14 @@ def create_app(
         else None
     )
     install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
+    app.add_exception_handler(InvalidCursor, _invalid_cursor)
     app.include_router(ops_router())
     for module in (calls, agents, usage):
         app.include_router(module.router)
     return app
+
+
+async def _invalid_cursor(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        400, "invalid_cursor", "cursor is not one this list returned for these filters"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from switchboard_api.auth import bearer_scheme, tenant_for_key
@@ -33,6 +33,9 @@ def get_bus(request: Request) -> Bus:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# The paging parameters of every list route.
+PageLimit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
+PageCursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 StoreDep = Annotated[Store, Depends(get_store)]
 BusDep = Annotated[Bus, Depends(get_bus)]
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 from opentelemetry import propagate
 
 from switchboard_api.call_requests import build_call
-from switchboard_api.deps import BusDep, SettingsDep, StoreDep, TenantDep
+from switchboard_api.deps import BusDep, PageCursor, PageLimit, SettingsDep, StoreDep, TenantDep
 from switchboard_api.schemas import CallList, CreateCallRequest, CreateCallResponse
 from switchboard_shared import outbox
 from switchboard_shared.domain.calls import Call, CallFilter, CallStatus, CallView
@@ -18,7 +18,7 @@ from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.events import Event, EventType
 from switchboard_shared.http_errors import ApiError, error_responses_doc
 from switchboard_shared.metrics import CALLS_CREATED
-from switchboard_shared.ports import IdempotencyConflict, InvalidCursor, PublishError, Store
+from switchboard_shared.ports import IdempotencyConflict, PublishError, Store
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -109,8 +109,8 @@ async def create_call(
 async def list_calls(
     tenant: TenantDep,
     store: StoreDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: PageLimit = 20,
+    cursor: PageCursor = None,
     status: Annotated[CallStatus | None, Query(description="Only calls in this status.")] = None,
     agent: Annotated[str | None, Query(description="Only calls of this agent.")] = None,
     created_after: Annotated[
@@ -131,12 +131,8 @@ async def list_calls(
         created_after=_as_utc(created_after),
         created_before=_as_utc(created_before),
     )
-    try:
-        page = await store.list_calls(tenant.tenant_id, filters, limit, cursor)
-    except InvalidCursor as exc:
-        raise ApiError(
-            400, "invalid_cursor", "cursor is not one this list returned for these filters"
-        ) from exc
+    # An unreadable cursor is a 400 `invalid_cursor` (the app's InvalidCursor handler).
+    page = await store.list_calls(tenant.tenant_id, filters, limit, cursor)
     return CallList(data=[c.public_view() for c in page.calls], next_cursor=page.next_cursor)
 
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from switchboard_api.deps import BusDep, StoreDep, TenantDep
+from switchboard_api.deps import BusDep, PageCursor, PageLimit, StoreDep, TenantDep
 from switchboard_shared.domain.webhooks import Delivery, DeliveryFilter, DeliveryStatus
 from switchboard_shared.events import Event, EventType
 from switchboard_shared.http_errors import ApiError, error_responses_doc
-from switchboard_shared.ports import InvalidCursor, PublishError, Store
+from switchboard_shared.ports import PublishError, Store
 
 router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"])
 
@@ -90,20 +90,16 @@ async def _tenant_delivery(store: Store, tenant_id: str, delivery_id: str) -> De
 async def list_deliveries(
     tenant: TenantDep,
     store: StoreDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: PageLimit = 20,
+    cursor: PageCursor = None,
     call_id: Annotated[str | None, Query(description="Only this call's deliveries.")] = None,
     status: Annotated[DeliveryStatus | None, Query(description="Only this status.")] = None,
     event_type: Annotated[str | None, Query(description="Only this event type.")] = None,
 ) -> DeliveryList:
     """The tenant's deliveries, newest first, with cursor pagination."""
     filters = DeliveryFilter(call_id=call_id, status=status, event_type=event_type)
-    try:
-        page = await store.list_deliveries(tenant.tenant_id, filters, limit, cursor)
-    except InvalidCursor as exc:
-        raise ApiError(
-            400, "invalid_cursor", "cursor is not one this list returned for these filters"
-        ) from exc
+    # An unreadable cursor is a 400 `invalid_cursor` (the app's InvalidCursor handler).
+    page = await store.list_deliveries(tenant.tenant_id, filters, limit, cursor)
     return DeliveryList(
         data=[DeliverySummary(**_summary_fields(d)) for d in page.deliveries],
         next_cursor=page.next_cursor,
