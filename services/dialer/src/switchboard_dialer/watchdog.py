@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 
 from switchboard_shared.call_updates import apply_provider_state
-from switchboard_shared.domain.calls import Call, CallStatus, utcnow
+from switchboard_shared.domain.calls import LIVE_STATUSES, Call, CallStatus, utcnow
 from switchboard_shared.metrics import WATCHDOG_ENDED
 from switchboard_shared.outbox import transition
 from switchboard_shared.ports import Bus, Provider, ProviderError, Store
 
 log = logging.getLogger(__name__)
-
-LIVE_STATUSES = frozenset({CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS})
 
 
 class CallWatchdog:

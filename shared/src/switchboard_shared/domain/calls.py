@@ -39,7 +39,8 @@ TERMINAL_STATUSES = frozenset(
         CallStatus.CANCELED,
     }
 )
-ACTIVE_STATUSES = frozenset(set(CallStatus) - TERMINAL_STATUSES)
+# Placed with a provider and not yet ended: what a hang-up or the watchdog acts on.
+LIVE_STATUSES = frozenset({CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS})
 
 # Progress order; every terminal status shares the last rank.
 _RANK = {

@@ -13,7 +13,7 @@ from switchboard_api.call_requests import build_call
 from switchboard_api.deps import BusDep, PageCursor, PageLimit, SettingsDep, StoreDep, TenantDep
 from switchboard_api.schemas import CallList, CreateCallRequest, CreateCallResponse
 from switchboard_shared import outbox
-from switchboard_shared.domain.calls import Call, CallFilter, CallStatus, CallView
+from switchboard_shared.domain.calls import LIVE_STATUSES, Call, CallFilter, CallStatus, CallView
 from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.events import Event, EventType
 from switchboard_shared.http_errors import ApiError, error_responses_doc
@@ -22,8 +22,6 @@ from switchboard_shared.ports import IdempotencyConflict, PublishError, Store
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
-# A live call is hung up through the provider; only a queued one can be canceled in place.
-LIVE_STATUSES = frozenset({CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS})
 # Each round re-reads a call whose status moved under us; a few rounds settle any race.
 _CANCEL_ROUNDS = 3
 
