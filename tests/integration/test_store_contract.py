@@ -548,14 +548,6 @@ async def test_usage_counts_the_tenants_calls(store: Store) -> None:
 # --- consumer dedupe, webhook endpoints ------------------------------------------------------
 
 
-async def test_mark_processed_is_true_once_per_consumer(store: Store) -> None:
-    assert await store.mark_processed("dialer", "evt_1") is True
-    assert await store.mark_processed("dialer", "evt_1") is False
-    assert await store.mark_processed("notifier", "evt_1") is True
-    results = await asyncio.gather(*(store.mark_processed("dialer", "evt_2") for _ in range(10)))
-    assert sorted(results) == [False] * 9 + [True]
-
-
 async def test_webhook_endpoint_is_created_once_whoever_asks_first(store: Store) -> None:
     contenders = [
         WebhookEndpoint(tenant_id="tenant-a", url=None, secret=f"whsec_{i}") for i in range(10)

@@ -143,10 +143,6 @@ class Store(Protocol):
 
     async def usage(self, tenant_id: str) -> Usage: ...
 
-    # --- consumer dedupe --------------------------------------------------------------------
-    async def mark_processed(self, consumer: str, message_id: str) -> bool:
-        """Record that `consumer` handled `message_id`; False if it already had."""
-
     # --- webhook endpoints -------------------------------------------------------------------
     async def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
         """Create or replace the tenant's endpoint."""

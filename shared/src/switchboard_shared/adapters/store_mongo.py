@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bson.codec_options import CodecOptions
@@ -66,7 +66,6 @@ from switchboard_shared.ports import AlreadyExists, StoreError
 M = TypeVar("M", bound=BaseModel)
 Document = dict[str, Any]
 
-PROCESSED_RETENTION = timedelta(days=7)
 # A concurrent request can take an idempotency key between our read and our insert;
 # each retry decides against the new holder.
 _INSERT_ATTEMPTS = 3
@@ -144,18 +143,6 @@ _INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("tenant_id", ASCENDING), _NEWEST_FIRST, ("delivery_id", DESCENDING)],
             name="deliveries_by_tenant_created",
-        ),
-    ],
-    "processed_messages": [
-        IndexModel(
-            [("consumer", ASCENDING), ("message_id", ASCENDING)],
-            name="processed_by_consumer_message",
-            unique=True,
-        ),
-        IndexModel(
-            [("processed_at", ASCENDING)],
-            name="processed_expiry",
-            expireAfterSeconds=int(PROCESSED_RETENTION.total_seconds()),
         ),
     ],
 }
@@ -535,17 +522,6 @@ class MongoStore:
             active_calls=sum(n for s, n in by_status.items() if s not in terminal),
             by_status=by_status,
         )
-
-    # --- consumer dedupe ---------------------------------------------------------------------
-    async def mark_processed(self, consumer: str, message_id: str) -> bool:
-        """As `Store.mark_processed`; a TTL index forgets ids after 7 days."""
-        record = {"consumer": consumer, "message_id": message_id, "processed_at": stored_now()}
-        with _driver_errors():
-            try:
-                await self._collection("processed_messages").insert_one(record)
-            except DuplicateKeyError:
-                return False
-        return True
 
     # --- webhook endpoints -------------------------------------------------------------------
     async def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,10 +63,6 @@ from switchboard_shared.ports import AlreadyExists, StoreError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-
-PROCESSED_RETENTION = timedelta(days=7)
-# Expired processed-message ids are purged at start and every this many marks.
-_PURGE_EVERY = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -114,13 +110,6 @@ CREATE INDEX IF NOT EXISTS calls_by_provider_call ON calls (provider, provider_c
 CREATE INDEX IF NOT EXISTS calls_by_pending ON calls (publish_pending, updated_at);
 CREATE INDEX IF NOT EXISTS calls_by_status_updated ON calls (status, updated_at);
 CREATE INDEX IF NOT EXISTS calls_by_status_deadline ON calls (status, watchdog_deadline);
-CREATE TABLE IF NOT EXISTS processed_messages (
-    consumer TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    processed_at INTEGER NOT NULL,
-    PRIMARY KEY (consumer, message_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS processed_by_age ON processed_messages (processed_at);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
     tenant_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
@@ -277,7 +266,6 @@ class SqliteStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._marks = 0
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -296,7 +284,6 @@ class SqliteStore:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
-        await self._run(self._purge_processed)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -558,30 +545,6 @@ class SqliteStore:
             active_calls=sum(n for s, n in by_status.items() if s not in terminal),
             by_status=by_status,
         )
-
-    # --- consumer dedupe ---------------------------------------------------------------------
-    async def mark_processed(self, consumer: str, message_id: str) -> bool:
-        """As `Store.mark_processed`; ids are remembered for at least 7 days."""
-        self._marks += 1
-        purge = self._marks % _PURGE_EVERY == 0
-        sql = (
-            "INSERT INTO processed_messages (consumer, message_id, processed_at) "
-            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-        )
-
-        def op(conn: sqlite3.Connection) -> bool:
-            now = to_millis(stored_now())
-            created = conn.execute(sql, (consumer, message_id, now)).rowcount == 1
-            if purge:
-                self._purge_processed(conn)
-            return created
-
-        return await self._run(op)
-
-    @staticmethod
-    def _purge_processed(conn: sqlite3.Connection) -> None:
-        cutoff = to_millis(stored_now() - PROCESSED_RETENTION)
-        conn.execute("DELETE FROM processed_messages WHERE processed_at < ?", (cutoff,))
 
     # --- webhook endpoints -------------------------------------------------------------------
     async def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
