@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +46,6 @@ if str(REPO) not in sys.path:
 
 import aio_pika  # noqa: E402
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 
 from switchboard_dialer.dialing import QUEUE as DIALER_QUEUE  # noqa: E402
@@ -56,6 +55,7 @@ from switchboard_shared.adapters.bus_rabbitmq import retry_queue  # noqa: E402
 from tests.support.mongo import mongodb_server  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402
+from tests.support.servers import serving  # noqa: E402
 
 SERVICES = ("provider-sim", "webhook-ingest", "api", "dialer", "notifier")
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -132,36 +132,6 @@ class Receiver:
             return
         self.completed[call_id] = now
         self.end_status[call_id] = str(data.get("status"))
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own SIGINT/SIGTERM handling: this script's handlers stay."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """`app` on a loopback port in the running loop (as tests.support.servers.serving,
-    minus uvicorn's signal handlers, which would swallow ^C and SIGTERM)."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
-    )
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the webhook receiver stopped before starting")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 # --- measurements of processes, the machine and the broker --------------------------------

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvicorn
 
 from tests.support.net import free_port
+
+
+class _QuietServer(uvicorn.Server):
+    # The caller owns SIGINT/SIGTERM (pytest, the benchmark): uvicorn must not take them.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @contextlib.asynccontextmanager
@@ -19,8 +26,10 @@ async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
     The app's lifespan runs, so startup/shutdown hooks behave as in production.
     """
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
