@@ -184,7 +184,7 @@ def run_process(
     components = Components.from_settings(settings)
     readiness = Readiness.of(components.store, components.bus)
     parts = build_parts(components)
-    log.info("starting %s on %s:%s", service, settings.host, settings.port)
+    log.info("starting %s (%s) on %s:%s", service, settings.env, settings.host, settings.port)
     asyncio.run(serve(settings, components, parts, readiness, title=f"Switchboard {service}"))
 
 
@@ -192,5 +192,5 @@ def run_stateless_process(service: str, parts: list[ServiceParts], settings: Set
     """Like `run_process`, for a process with no store and no bus."""
     configure_logging(settings, service)
     configure_tracing(settings, service)
-    log.info("starting %s on %s:%s", service, settings.host, settings.port)
+    log.info("starting %s (%s) on %s:%s", service, settings.env, settings.host, settings.port)
     asyncio.run(serve(settings, None, parts, Readiness(), title=f"Switchboard {service}"))
