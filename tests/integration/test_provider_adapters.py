@@ -19,6 +19,7 @@ from switchboard_shared.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA, Si
 from switchboard_shared.domain.calls import CallStatus
 from switchboard_shared.ports import (
     InvalidCallback,
+    LookupUnsupported,
     MalformedCallback,
     Provider,
     ProviderCallRequest,
@@ -197,6 +198,96 @@ async def test_cancel_call_hangs_up(
     assert fetched.ended_reason == "canceled"
     states = await wait_for_callbacks(receiver, provider, created.provider_call_id)
     assert states[-1].status is S.CANCELED
+
+
+# --- finding a call by our reference (reconciliation) ----------------------------------------
+
+
+async def test_simulator_finds_a_created_call_by_our_call_id(
+    adapters: dict[str, Provider], receiver: CallbackReceiver
+) -> None:
+    provider = adapters["simulator"]
+    request = call_request(receiver)
+    created = await provider.create_call(request)
+
+    found = await provider.find_call(request.call_id)
+
+    assert found is not None
+    assert found.provider_call_id == created.provider_call_id
+    assert found.status in {S.DIALING, S.RINGING, S.IN_PROGRESS, S.COMPLETED}
+
+    states = await wait_for_callbacks(receiver, provider, created.provider_call_id)
+    ended = await provider.find_call(request.call_id)
+    assert ended == states[-1]  # the call's current state, as get_call would say
+
+
+async def test_simulator_finds_nothing_for_an_unknown_call_id(
+    adapters: dict[str, Provider],
+) -> None:
+    assert await adapters["simulator"].find_call(str(uuid.uuid4())) is None
+
+
+async def test_simulator_finds_a_flaky_call_only_once_a_create_got_through(
+    adapters: dict[str, Provider], receiver: CallbackReceiver
+) -> None:
+    # The reconciler's question after a create of unknown outcome: was it placed?
+    provider = adapters["simulator"]
+    request = call_request(receiver, "+15005550007")
+    for _ in range(2):
+        with pytest.raises(ProviderTransientError):
+            await provider.create_call(request)
+        assert await provider.find_call(request.call_id) is None
+
+    created = await provider.create_call(request)
+
+    found = await provider.find_call(request.call_id)
+    assert found is not None
+    assert found.provider_call_id == created.provider_call_id
+
+
+async def test_simulator_lookup_is_transient_when_the_simulator_is_down() -> None:
+    provider = build_provider(
+        "simulator", ProviderSettings(base_url=f"http://127.0.0.1:{free_port()}"), 300
+    )
+    try:
+        with pytest.raises(ProviderTransientError, match="find_call unreachable"):
+            await provider.find_call(str(uuid.uuid4()))
+    finally:
+        await provider.close()
+
+
+async def test_simulator_lookup_timeout_is_transient() -> None:
+    async with server_that_never_answers() as url:
+        settings = ProviderSettings(base_url=url, timeout_seconds=0.3)
+        provider = build_provider("simulator", settings, 300)
+        try:
+            with pytest.raises(ProviderTransientError, match="timed out"):
+                await provider.find_call(str(uuid.uuid4()))
+        finally:
+            await provider.close()
+
+
+@pytest.mark.parametrize("name", ["vocode", "voxpria"])
+async def test_vocode_and_voxpria_cannot_look_a_call_up(
+    adapters: dict[str, Provider], receiver: CallbackReceiver, name: str
+) -> None:
+    request = call_request(receiver)
+    await adapters[name].create_call(request)
+
+    with pytest.raises(LookupUnsupported):
+        await adapters[name].find_call(request.call_id)
+
+
+@pytest.mark.parametrize("name", ["vocode", "voxpria"])
+async def test_an_unsupported_lookup_sends_no_request(name: str) -> None:
+    # Pointed at a closed port: a request would be a transient error, not this one.
+    settings = ProviderSettings(base_url=f"http://127.0.0.1:{free_port()}", from_number="+1")
+    provider = build_provider(name, settings, 300)
+    try:
+        with pytest.raises(LookupUnsupported):
+            await provider.find_call(str(uuid.uuid4()))
+    finally:
+        await provider.close()
 
 
 # --- error classification --------------------------------------------------------------------

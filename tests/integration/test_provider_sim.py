@@ -33,6 +33,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    query: str = ""  # the raw query string, as the sender sent it
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -57,7 +58,13 @@ class CallbackReceiver:
                 return Response(status_code=503)
             body = await request.body()
             self.received.append(
-                Received("/" + path, dict(request.headers), body, time.monotonic())
+                Received(
+                    "/" + path,
+                    dict(request.headers),
+                    body,
+                    time.monotonic(),
+                    request.scope["query_string"].decode("latin-1"),
+                )
             )
             return Response(status_code=204)
 
@@ -212,6 +219,21 @@ async def test_native_callbacks_default_to_the_generic_ingest_endpoint(
     assert {c.path for c in callbacks} == {"/v1/webhooks/call-completed"}
 
 
+async def test_native_callbacks_go_to_the_callback_url_exactly_as_given(
+    sim: httpx.AsyncClient, receiver: CallbackReceiver
+) -> None:
+    # A signed reference in the query string, as Switchboard puts on its callback URLs.
+    query = "ref=6f1c2d3e-4b5a.v1_Zm9v-YmFy~&sig=ab%2Bcd%3D%3D"
+    response = await sim.post(
+        "/v1/calls", json=native_create(callback_url=f"{receiver.url}/v1/webhooks/cb?{query}")
+    )
+    call_id = response.json()["id"]
+
+    callbacks = await callbacks_for(receiver, call_id, 3)
+
+    assert {(c.path, c.query) for c in callbacks} == {("/v1/webhooks/cb", query)}
+
+
 async def test_a_repeated_reference_returns_the_same_call(sim: httpx.AsyncClient) -> None:
     first = await sim.post("/v1/calls", json=native_create(reference="our-call-1"))
     again = await sim.post("/v1/calls", json=native_create(reference="our-call-1"))
@@ -221,6 +243,95 @@ async def test_a_repeated_reference_returns_the_same_call(sim: httpx.AsyncClient
 
     assert (first.status_code, again.status_code, keyed.status_code) == (201, 200, 200)
     assert first.json()["id"] == again.json()["id"] == keyed.json()["id"]
+
+
+async def test_calls_are_found_by_reference_or_idempotency_key(sim: httpx.AsyncClient) -> None:
+    by_body = (await sim.post("/v1/calls", json=native_create(reference="find-1"))).json()
+    by_header = (
+        await sim.post("/v1/calls", json=native_create(), headers={"Idempotency-Key": "find-2"})
+    ).json()
+
+    found_1 = await sim.get("/v1/calls/search", params={"reference": "find-1"})
+    found_2 = await sim.get("/v1/calls/search", params={"reference": "find-2"})
+
+    assert found_1.status_code == found_2.status_code == 200
+    [call_1] = found_1.json()["data"]
+    [call_2] = found_2.json()["data"]
+    assert (call_1["id"], call_1["reference"], call_1["to_number"]) == (
+        by_body["id"],
+        "find-1",
+        NORMAL,
+    )
+    assert call_1["status"] in {"queued", "ringing", "in_progress", "completed"}
+    assert (call_2["id"], call_2["reference"]) == (by_header["id"], None)
+
+
+async def test_a_found_call_shows_its_current_state(
+    sim: httpx.AsyncClient, receiver: CallbackReceiver
+) -> None:
+    call_id = (await sim.post("/v1/calls", json=native_create(reference="find-3"))).json()["id"]
+    await callbacks_for(receiver, call_id, 3)
+
+    [found] = (await sim.get("/v1/calls/search", params={"reference": "find-3"})).json()["data"]
+
+    assert found == (await sim.get(f"/v1/calls/{call_id}")).json()
+    assert found["status"] == "completed"
+
+
+async def test_an_unknown_reference_finds_nothing(sim: httpx.AsyncClient) -> None:
+    # A create refused before dialing leaves nothing to find either.
+    refused = await sim.post("/v1/calls", json=native_create("+15005550005", reference="find-4"))
+    assert refused.status_code == 500
+
+    for reference in ("never-used", "find-4"):
+        response = await sim.get("/v1/calls/search", params={"reference": reference})
+        assert response.status_code == 200
+        assert response.json() == {"data": []}
+
+
+async def test_a_reference_used_by_another_dialect_is_not_found(sim: httpx.AsyncClient) -> None:
+    vocode = await sim.post(
+        "/v1/calls/create",
+        json={"from_number": "+15005550000", "to_number": NORMAL, "agent": "a"},
+        headers={"Authorization": f"Bearer {VOCODE_KEY}", "Idempotency-Key": "find-5"},
+    )
+    assert vocode.status_code == 200
+
+    response = await sim.get("/v1/calls/search", params={"reference": "find-5"})
+
+    assert response.json() == {"data": []}
+
+
+async def test_search_needs_a_reference_and_a_key(sim: httpx.AsyncClient) -> None:
+    missing = await sim.get("/v1/calls/search")
+    empty = await sim.get("/v1/calls/search", params={"reference": ""})
+    unauthorized = await sim.get(
+        "/v1/calls/search", params={"reference": "x"}, headers={"Authorization": "Bearer nope"}
+    )
+
+    assert (missing.status_code, empty.status_code) == (422, 422)
+    assert missing.json()["error"]["code"] == "invalid_request"
+    assert unauthorized.status_code == 401
+
+
+async def test_the_ops_log_lists_one_entry_per_dial_with_its_reference(
+    sim: httpx.AsyncClient,
+) -> None:
+    number = "+996700000123"  # used by no other test
+    body = native_create(number, reference="dial-1")
+    first = await sim.post("/v1/calls", json=body)
+    replay = await sim.post("/v1/calls", json=body, headers={"Idempotency-Key": "dial-1"})
+    second = await sim.post("/v1/calls", json=native_create(number, reference="dial-2"))
+    assert (first.status_code, replay.status_code, second.status_code) == (201, 200, 201)
+
+    log = (await sim.get("/_sim/calls", headers={"Authorization": ""})).json()["data"]
+
+    dials = [entry for entry in log if entry["to_number"] == number]
+    assert [(d["id"], d["reference"], d["dialect"]) for d in dials] == [
+        (first.json()["id"], "dial-1", "simulator"),
+        (second.json()["id"], "dial-2", "simulator"),
+    ]
+    assert all(d["created_at"].endswith("Z") for d in dials)
 
 
 async def test_unknown_call_is_404(sim: httpx.AsyncClient) -> None:

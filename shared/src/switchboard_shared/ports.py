@@ -134,12 +134,14 @@ class Store(Protocol):
         updated_before: datetime | None = None,
         publish_pending: bool | None = None,
         deadline_before: datetime | None = None,
+        notify_pending: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         """Calls of any tenant matching every given criterion, oldest `updated_at` first:
-        for the outbox relay (`publish_pending=True`) and the watchdog (`statuses` and
-        `deadline_before`: a `watchdog_deadline` earlier than it; calls without one never
-        match)."""
+        for the outbox relay (`publish_pending=True`), the reconciler (`statuses` with
+        `updated_before`, or with `deadline_before`: a `watchdog_deadline` earlier than
+        it; calls without one never match) and the notifier's completion sweep
+        (`notify_pending=True`)."""
 
     async def usage(self, tenant_id: str) -> Usage: ...
 
@@ -270,6 +272,10 @@ class ProviderPermanentError(ProviderError):
     """Retrying will not help: a 4xx, an unknown agent or number."""
 
 
+class LookupUnsupported(ProviderError):
+    """The provider offers no way to find a call by our reference."""
+
+
 class InvalidCallback(Exception):
     """A provider callback that is not authentic (bad, missing or stale signature)."""
 
@@ -308,6 +314,12 @@ class Provider(Protocol):
         """Place the call. Raises ProviderTransientError or ProviderPermanentError."""
 
     async def get_call(self, provider_call_id: str) -> ProviderCallState: ...
+
+    async def find_call(self, call_id: str) -> ProviderCallState | None:
+        """The provider's call created for our `call_id` (sent as its reference or
+        idempotency key), None when the provider has none. Raises LookupUnsupported when
+        the provider cannot look calls up that way, ProviderTransientError when it cannot
+        answer now."""
 
     async def cancel_call(self, provider_call_id: str) -> None: ...
 

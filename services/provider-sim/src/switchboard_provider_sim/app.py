@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from switchboard_provider_sim.calls import iso
 from switchboard_provider_sim.dialects import native, vocode, voxpria
 from switchboard_provider_sim.errors import SimError
 from switchboard_provider_sim.lifecycle import Simulator
@@ -108,11 +109,20 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.get("/_sim/calls", include_in_schema=False)
-    async def calls_log() -> dict[str, list[dict[str, str]]]:
-        """Every call the simulator was asked to place: lets tests count dials."""
+    async def calls_log() -> dict[str, list[dict[str, str | None]]]:
+        """Every call the simulator placed (one entry per dial, oldest first; refused
+        creates and idempotent replays add none): lets tests count dials per number or
+        per reference."""
         return {
             "data": [
-                {"id": c.id, "dialect": c.dialect, "to_number": c.to_number, "status": c.status}
+                {
+                    "id": c.id,
+                    "dialect": c.dialect,
+                    "to_number": c.to_number,
+                    "reference": c.reference or c.idempotency_key,
+                    "status": c.status,
+                    "created_at": iso(c.created_at),
+                }
                 for c in simulator.calls.all()
             ]
         }

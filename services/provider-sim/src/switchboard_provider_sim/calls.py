@@ -1,4 +1,5 @@
-"""The simulated calls, in memory: their state, idempotency keys and create attempts."""
+"""The simulated calls, in memory: their state, idempotency keys, references and create
+attempts."""
 
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ class SimCall:
     variables: dict[str, Any]
     callback_url: str | None
     scenario: Scenario
+    # What the caller created it with: its idempotency key (native: the header, else
+    # `reference`) and the native `reference`. Either finds it by reference.
+    idempotency_key: str | None = None
+    reference: str | None = None
     status: SimStatus = SimStatus.QUEUED
     created_at: datetime = field(default_factory=now)
     answered_at: datetime | None = None
@@ -63,12 +68,13 @@ class SimCall:
 
 
 class CallBook:
-    """Every call by id, plus idempotency keys and failed-create counters."""
+    """Every call by id, plus idempotency keys, references and failed-create counters."""
 
     def __init__(self, max_calls: int = MAX_CALLS) -> None:
         self._calls: OrderedDict[str, SimCall] = OrderedDict()
         self._by_key: dict[str, str] = {}
-        self._key_of: dict[str, str] = {}
+        # Reference or idempotency key -> ids of the calls created with it, oldest first.
+        self._by_reference: dict[str, list[str]] = {}
         self._attempts: dict[str, int] = {}
         self._max_calls = max_calls
 
@@ -83,17 +89,29 @@ class CallBook:
         call_id = self._by_key.get(key) if key else None
         return self._calls.get(call_id) if call_id else None
 
-    def add(self, call: SimCall, idempotency_key: str | None) -> None:
+    def by_reference(self, reference: str) -> list[SimCall]:
+        """The calls created with `reference` as their reference or idempotency key,
+        oldest first (at most one when the caller always sends the same value as both)."""
+        return [self._calls[call_id] for call_id in self._by_reference.get(reference, [])]
+
+    def add(self, call: SimCall) -> None:
         self._calls[call.id] = call
-        if idempotency_key:
-            self._by_key[idempotency_key] = call.id
-            self._key_of[call.id] = idempotency_key
+        if call.idempotency_key:
+            self._by_key[call.idempotency_key] = call.id
+        for reference in _references(call):
+            self._by_reference.setdefault(reference, []).append(call.id)
         while len(self._calls) > self._max_calls:
             _, oldest = self._calls.popitem(last=False)
             if oldest.timeline:
                 oldest.timeline.cancel()
-            if key := self._key_of.pop(oldest.id, None):
-                self._by_key.pop(key, None)
+            if oldest.idempotency_key and self._by_key.get(oldest.idempotency_key) == oldest.id:
+                del self._by_key[oldest.idempotency_key]
+            for reference in _references(oldest):
+                ids = self._by_reference.get(reference, [])
+                if oldest.id in ids:
+                    ids.remove(oldest.id)
+                if not ids:
+                    self._by_reference.pop(reference, None)
 
     def count_attempt(self, key: str) -> int:
         """Count one create attempt under `key`; returns how many there have been."""
@@ -104,3 +122,7 @@ class CallBook:
 
     def __len__(self) -> int:
         return len(self._calls)
+
+
+def _references(call: SimCall) -> set[str]:
+    return {key for key in (call.idempotency_key, call.reference) if key}

@@ -50,6 +50,7 @@ class CreateRequest:
     variables: Mapping[str, Any]
     callback_url: str | None
     idempotency_key: str | None
+    reference: str | None = None  # native only: the caller's id for the call
 
 
 def transcript_for(call: SimCall, finished: bool) -> str:
@@ -105,8 +106,10 @@ class Simulator:
             variables=dict(request.variables),
             callback_url=request.callback_url,
             scenario=scenario,
+            idempotency_key=request.idempotency_key,
+            reference=request.reference,
         )
-        self.calls.add(call, request.idempotency_key)
+        self.calls.add(call)
         call.timeline = self._spawn(self._play(call))
         return call, True
 
@@ -115,6 +118,11 @@ class Simulator:
         if call is None:
             raise SimError(404, "not_found", "no such call")
         return call
+
+    def find(self, dialect: str, reference: str) -> list[SimCall]:
+        """The calls `dialect` created with `reference` (its reference or idempotency
+        key), oldest first; empty when there are none."""
+        return [c for c in self.calls.by_reference(reference) if c.dialect == dialect]
 
     def cancel(self, call_id: str) -> SimCall:
         """End the call as `canceled` and call back; a call that already ended is left

@@ -1,12 +1,13 @@
 """The simulator's native API (`/v1/calls`); it calls back in the generic normalized
-format of the design, signed with the Switchboard scheme."""
+format of the design, signed with the Switchboard scheme, to the `callback_url` given
+at create exactly as given (query string included)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -39,6 +40,7 @@ def render(call: SimCall) -> dict[str, Any]:
         "to_number": call.to_number,
         "from_number": call.from_number,
         "agent_id": call.agent_id,
+        "reference": call.reference,
         "transcript": call.transcript,
         "duration": call.duration,
         "ended_reason": call.ended_reason,
@@ -91,9 +93,20 @@ def router(sim: Simulator) -> APIRouter:
             variables=body.variables,
             callback_url=body.callback_url,
             idempotency_key=idempotency_key or body.reference,
+            reference=body.reference,
         )
         call, created = sim.create(NAME, request)
         return JSONResponse(render(call), status_code=201 if created else 200)
+
+    # Declared before `/v1/calls/{call_id}` so that it wins; not `GET /v1/calls?...`,
+    # which the Vocode dialect's get (`?id=`) holds on this shared server.
+    @routes.get("/v1/calls/search")
+    async def find_calls(
+        reference: Annotated[str, Query(min_length=1)],
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The calls created with `reference` (body) or that `Idempotency-Key`, oldest
+        first; `{"data": []}` when there are none."""
+        return {"data": [render(call) for call in sim.find(NAME, reference)]}
 
     @routes.get("/v1/calls/{call_id}")
     async def get_call(call_id: str) -> dict[str, Any]:

@@ -14,7 +14,9 @@ import httpx
 
 from switchboard_shared.metrics import PROVIDER_ERRORS, PROVIDER_REQUEST_SECONDS
 from switchboard_shared.ports import (
+    LookupUnsupported,
     MalformedCallback,
+    ProviderCallState,
     ProviderPermanentError,
     ProviderTransientError,
 )
@@ -193,6 +195,11 @@ class HttpProvider:
         self._secret = settings.callback_secret.get_secret_value()
         self._from_number = settings.from_number
         self._tolerance = callback_tolerance_seconds
+
+    async def find_call(self, call_id: str) -> ProviderCallState | None:
+        """Find a call by our reference. By default the provider cannot (Vocode and
+        Voxpria document no such lookup): LookupUnsupported, without a request."""
+        raise LookupUnsupported(f"{self.name} cannot look a call up by our reference")
 
     async def close(self) -> None:
         await self._http.close()

@@ -104,6 +104,21 @@ class SimulatorProvider(HttpProvider):
         data = await self._http.request("get_call", "GET", f"/v1/calls/{provider_call_id}")
         return self._read("get_call", data)
 
+    async def find_call(self, call_id: str) -> ProviderCallState | None:
+        """`GET /v1/calls/search?reference=<call_id>`: the call created with our call id
+        as its reference/idempotency key (the newest, should there be several), None
+        when the simulator has none. A 404 is not "none": it means the lookup itself is
+        missing, and raises ProviderPermanentError like any other 4xx."""
+        answer = await self._http.request(
+            "find_call", "GET", "/v1/calls/search", params={"reference": call_id}
+        )
+        found = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(found, list):
+            raise self._http.permanent_error("find_call", "answer has no `data` list")
+        if not found:
+            return None
+        return self._read("find_call", found[-1])
+
     async def cancel_call(self, provider_call_id: str) -> None:
         """Hang up or cancel; cancelling a call that already ended is a no-op."""
         await self._http.request("cancel_call", "POST", f"/v1/calls/{provider_call_id}/cancel")
