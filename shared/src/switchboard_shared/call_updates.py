@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
+from switchboard_shared.domain.agents import Agent
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 from switchboard_shared.outbox import transition
 from switchboard_shared.ports import Bus, ProviderCallState, Store
@@ -49,12 +51,25 @@ def _default_reason(status: CallStatus) -> str:
     }[status]
 
 
+def watchdog_deadline(agent: Agent, grace_seconds: float) -> datetime:
+    """When the watchdog settles a call placed now if it is still live."""
+    return utcnow() + timedelta(seconds=agent.max_duration_seconds + grace_seconds)
+
+
 async def apply_provider_state(
-    store: Store, bus: Bus, call: Call, state: ProviderCallState
+    store: Store,
+    bus: Bus,
+    call: Call,
+    state: ProviderCallState,
+    *,
+    also: Mapping[str, Any] | None = None,
+    expected: Mapping[str, Any] | None = None,
 ) -> Call | None:
-    """Move the call forward to the provider's status and publish the event.
+    """Move the call forward to the provider's status and publish the event; `also`
+    are more fields to store in the same write, `expected` its extra guard.
 
     Returns None when the update is late or a duplicate (the state machine refuses it):
     nothing is stored and nothing is published.
     """
-    return await transition(store, bus, call.call_id, state.status, changes_for(call, state))
+    changes = {**changes_for(call, state), **(also or {})}
+    return await transition(store, bus, call.call_id, state.status, changes, expected=expected)

@@ -115,3 +115,31 @@ def verify(
 ) -> None:
     """Verify Switchboard-scheme headers; raises InvalidCallback (see SignatureScheme)."""
     SWITCHBOARD.verify(secret, headers, body, tolerance_seconds, now)
+
+
+# --- our reference in a callback URL ------------------------------------------------------
+# The dialer gives each provider call a callback URL carrying our call id, signed with
+# that provider's callback secret, so a callback that overtakes the dialer's write (or
+# follows a dialer crash) still finds its call, and nobody can point one at another call.
+REFERENCE_PARAMETER = "ref"
+
+
+def _reference_digest(secret: str, call_id: str) -> str:
+    message = f"callback-reference.{call_id}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def callback_reference(secret: str, call_id: str) -> str:
+    """`<call_id>.<signature>`, the value of the `ref` query parameter of a callback URL."""
+    return f"{call_id}.{_reference_digest(secret, call_id)}"
+
+
+def read_callback_reference(secret: str, reference: str) -> str | None:
+    """The call id a `callback_reference` carries; None when it was not signed with
+    `secret` (forged, garbled, or no secret configured)."""
+    call_id, dot, signature = reference.rpartition(".")
+    if not secret or not dot or not call_id:
+        return None
+    if not hmac.compare_digest(_reference_digest(secret, call_id), signature):
+        return None
+    return call_id

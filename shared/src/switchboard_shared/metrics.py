@@ -55,6 +55,6 @@ OUTBOX_REPUBLISHED = Counter(
 )
 WATCHDOG_ENDED = Counter(
     "switchboard_watchdog_calls_total",
-    "Calls the watchdog settled by outcome (provider_answer, provider_timeout)",
+    "Calls the reconciler acted on by outcome (provider_answer, provider_timeout, redriven)",
     ["outcome"],
 )

@@ -86,6 +86,10 @@ async def transition(
     fields: dict[str, Any] = {**(changes or {}), "status": new_status}
     if new_status.is_terminal:
         fields.setdefault("ended_at", utcnow())
+        # The completion must reach the customer even if its event is lost on the way:
+        # the notifier clears this once it made the deliveries, a sweep finds the rest.
+        fields["notify_pending"] = True
+        fields["watchdog_deadline"] = None
     updated = await store.update_call(
         call_id,
         fields,

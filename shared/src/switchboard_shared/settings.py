@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     dialer_prefetch: int = 100
     watchdog_interval_seconds: float = 30
     watchdog_grace_seconds: float = 120
+    # A queued call whose last change is older than this is re-driven from the store
+    # (its `call.requested` or a retry of it may have been lost in the broker).
+    reconcile_queued_after_seconds: float = Field(default=60, gt=0)
     outbox_interval_seconds: float = 5
     outbox_min_age_seconds: float = 10
 

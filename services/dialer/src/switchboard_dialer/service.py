@@ -15,7 +15,13 @@ def parts(components: Components) -> ServiceParts:
     store, bus, providers = components.store, components.bus, components.providers
     dialer = CallDialer(store, bus, providers, settings)
     relay = OutboxRelay(store, bus, min_age=settings.outbox_min_age_seconds)
-    watchdog = CallWatchdog(store, bus, providers)
+    watchdog = CallWatchdog(
+        store,
+        bus,
+        providers,
+        dialer=dialer,
+        queued_after_seconds=settings.reconcile_queued_after_seconds,
+    )
     return ServiceParts(
         name="dialer",
         workers=[

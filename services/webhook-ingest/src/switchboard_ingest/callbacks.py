@@ -12,7 +12,8 @@ from opentelemetry import propagate, trace
 from switchboard_shared import callback_signing
 from switchboard_shared.adapters.providers.http import json_object
 from switchboard_shared.adapters.providers.simulator import parse_call
-from switchboard_shared.call_updates import apply_provider_state
+from switchboard_shared.call_updates import apply_provider_state, watchdog_deadline
+from switchboard_shared.callback_signing import read_callback_reference
 from switchboard_shared.domain.calls import Call
 from switchboard_shared.http_errors import ApiError
 from switchboard_shared.logs import call_scope
@@ -51,8 +52,15 @@ class CallbackIngest:
         self._providers = providers
         self._settings = settings
 
-    async def native(self, provider_name: str, headers: Mapping[str, str], body: bytes) -> str:
-        """A callback in `provider_name`'s own format, verified by its adapter."""
+    async def native(
+        self,
+        provider_name: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        reference: str | None = None,
+    ) -> str:
+        """A callback in `provider_name`'s own format, verified by its adapter;
+        `reference` is the `ref` of the callback URL the dialer gave the provider."""
         provider = self._providers.get(provider_name)
         if provider is None:
             raise ApiError(404, "unknown_provider", f"no provider named {provider_name!r}")
@@ -65,9 +73,11 @@ class CallbackIngest:
         except MalformedCallback as exc:
             CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
             raise ApiError(400, "malformed_callback", str(exc)) from exc
-        return await self.apply(provider_name, state)
+        return await self.apply(provider_name, state, reference)
 
-    async def generic(self, headers: Mapping[str, str], body: bytes) -> str:
+    async def generic(
+        self, headers: Mapping[str, str], body: bytes, reference: str | None = None
+    ) -> str:
         """The normalized callback of the public contract, signed with Switchboard's
         scheme by any configured provider's callback secret; the secret that verifies
         says which provider sent it, which scopes the provider call id."""
@@ -92,10 +102,14 @@ class CallbackIngest:
         except MalformedCallback as exc:
             CALLBACKS_RECEIVED.labels(sender, "rejected").inc()
             raise ApiError(400, "malformed_callback", str(exc)) from exc
-        return await self.apply(sender, state)
+        return await self.apply(sender, state, reference)
 
-    async def apply(self, provider_name: str, state: ProviderCallState) -> str:
-        call = await self._find_call(provider_name, state.provider_call_id)
+    async def apply(
+        self, provider_name: str, state: ProviderCallState, reference: str | None = None
+    ) -> str:
+        call, also = await self._referenced_call(provider_name, state, reference)
+        if call is None:
+            call = await self._find_call(provider_name, state.provider_call_id)
         if call is None:
             CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
             log.warning(
@@ -114,11 +128,54 @@ class CallbackIngest:
         ):
             span.set_attribute("switchboard.call_id", call.call_id)
             span.set_attribute("switchboard.status", str(state.status))
-            updated = await apply_provider_state(self._store, self._bus, call, state)
+            updated = await apply_provider_state(
+                self._store,
+                self._bus,
+                call,
+                state,
+                also=also,
+                # Attach the provider call only to a call that has none yet.
+                expected={"provider_call_id": None} if also else None,
+            )
+            if updated is None and also:
+                # The dialer recorded the call meanwhile: apply as to any known call.
+                updated = await apply_provider_state(self._store, self._bus, call, state)
         outcome = CallbackOutcome.APPLIED if updated else CallbackOutcome.DUPLICATE
         CALLBACKS_RECEIVED.labels(provider_name, outcome).inc()
         log.info("callback %s: %s", outcome, state.status, extra={"call_id": call.call_id})
         return outcome
+
+    async def _referenced_call(
+        self, provider_name: str, state: ProviderCallState, reference: str | None
+    ) -> tuple[Call | None, dict[str, object]]:
+        """The call a signed `reference` names, when it is this provider's call or has no
+        provider call yet (its dialer has not recorded it, or died first); with the
+        fields that attach the provider call to it. (None, {}) otherwise."""
+        settings = self._settings.provider_settings().get(provider_name)
+        if reference is None or settings is None:
+            return None, {}
+        call_id = read_callback_reference(settings.callback_secret.get_secret_value(), reference)
+        if call_id is None:
+            log.warning("callback from %s with a reference we did not sign", provider_name)
+            return None, {}
+        call = await self._store.get_call(call_id)
+        if call is None:
+            return None, {}
+        if call.provider_call_id == state.provider_call_id and call.provider == provider_name:
+            return call, {}
+        if call.provider_call_id is not None:
+            return None, {}  # another provider call of ours: found by its own id, if at all
+        also: dict[str, object] = {
+            "provider": provider_name,
+            "provider_call_id": state.provider_call_id,
+        }
+        agent = await self._store.get_agent(call.agent)
+        if agent is not None and not state.status.is_terminal:
+            also["watchdog_deadline"] = watchdog_deadline(
+                agent, self._settings.watchdog_grace_seconds
+            )
+        log.info("callback attached to its call by our reference", extra={"call_id": call_id})
+        return call, also
 
     async def _find_call(self, provider_name: str, provider_call_id: str) -> Call | None:
         call = await self._store.find_call_by_provider_id(provider_name, provider_call_id)

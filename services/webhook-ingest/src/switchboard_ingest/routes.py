@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from switchboard_ingest.callbacks import CallbackIngest
+from switchboard_shared.callback_signing import REFERENCE_PARAMETER
 from switchboard_shared.http_errors import error_responses_doc
 
 
@@ -23,12 +24,14 @@ def create_router(ingest: CallbackIngest) -> APIRouter:
         "transcript", "duration"}`, HMAC-signed (`X-Switchboard-Timestamp`,
         `X-Switchboard-Signature`) with a provider's callback secret."""
         body = await request.body()
-        return CallbackAck(status=await ingest.generic(request.headers, body))
+        reference = request.query_params.get(REFERENCE_PARAMETER)
+        return CallbackAck(status=await ingest.generic(request.headers, body, reference))
 
     @router.post("/v1/webhooks/providers/{provider}", response_model=CallbackAck, responses=errors)
     async def provider_callback(provider: str, request: Request) -> CallbackAck:
         """A provider's native callback, verified and parsed by its adapter."""
         body = await request.body()
-        return CallbackAck(status=await ingest.native(provider, request.headers, body))
+        reference = request.query_params.get(REFERENCE_PARAMETER)
+        return CallbackAck(status=await ingest.native(provider, request.headers, body, reference))
 
     return router

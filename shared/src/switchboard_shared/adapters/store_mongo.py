@@ -125,6 +125,11 @@ _INDEXES: dict[str, list[IndexModel]] = {
             [("status", ASCENDING), ("watchdog_deadline", ASCENDING)],
             name="calls_by_status_deadline",
         ),
+        IndexModel(
+            [("notify_pending", ASCENDING), ("updated_at", ASCENDING)],
+            name="calls_by_notify_pending",
+            partialFilterExpression={"notify_pending": True},
+        ),
     ],
     "api_keys": [
         IndexModel([("key_hash", ASCENDING)], name="api_keys_by_hash", unique=True),
@@ -485,6 +490,7 @@ class MongoStore:
         updated_before: datetime | None = None,
         publish_pending: bool | None = None,
         deadline_before: datetime | None = None,
+        notify_pending: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -497,6 +503,9 @@ class MongoStore:
             query["publish_pending"] = publish_pending
         if deadline_before is not None:
             query["watchdog_deadline"] = {"$lt": stored_value(deadline_before)}
+        if notify_pending is not None:
+            # Older documents lack the field: `False` also matches a missing one.
+            query["notify_pending"] = True if notify_pending else {"$ne": True}
         with _driver_errors():
             cursor = self._collection("calls").find(
                 query, sort=[("updated_at", ASCENDING), ("call_id", ASCENDING)], limit=limit

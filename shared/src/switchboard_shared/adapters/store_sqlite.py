@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS calls (
     publish_pending INTEGER NOT NULL,
     duration INTEGER,
     watchdog_deadline INTEGER,
+    notify_pending INTEGER NOT NULL DEFAULT 0,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS calls_by_tenant_created
@@ -110,6 +111,7 @@ CREATE INDEX IF NOT EXISTS calls_by_provider_call ON calls (provider, provider_c
 CREATE INDEX IF NOT EXISTS calls_by_pending ON calls (publish_pending, updated_at);
 CREATE INDEX IF NOT EXISTS calls_by_status_updated ON calls (status, updated_at);
 CREATE INDEX IF NOT EXISTS calls_by_status_deadline ON calls (status, watchdog_deadline);
+CREATE INDEX IF NOT EXISTS calls_by_notify_pending ON calls (notify_pending, updated_at);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
     tenant_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
@@ -181,6 +183,7 @@ CALLS = _Table(
         "publish_pending",
         "duration",
         "watchdog_deadline",
+        "notify_pending",
     ),
 )
 ENDPOINTS = _Table("webhook_endpoints", WebhookEndpoint, "tenant_id", ("tenant_id",))
@@ -203,7 +206,12 @@ DELIVERIES = _Table(
 
 # Columns added after a table was first created: files from older versions get them on
 # open (their rows keep NULL, which is also what the model's default says).
-_ADDED_COLUMNS: dict[str, dict[str, str]] = {"calls": {"watchdog_deadline": "INTEGER"}}
+_ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "calls": {
+        "watchdog_deadline": "INTEGER",
+        "notify_pending": "INTEGER NOT NULL DEFAULT 0",
+    }
+}
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
@@ -502,6 +510,7 @@ class SqliteStore:
         updated_before: datetime | None = None,
         publish_pending: bool | None = None,
         deadline_before: datetime | None = None,
+        notify_pending: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -520,6 +529,9 @@ class SqliteStore:
         if deadline_before is not None:
             where.append("watchdog_deadline < ?")
             params.append(to_millis(deadline_before))
+        if notify_pending is not None:
+            where.append("notify_pending = ?")
+            params.append(int(notify_pending))
         sql = (
             f"SELECT doc FROM calls WHERE {' AND '.join(where) or '1'} "  # noqa: S608
             "ORDER BY updated_at, call_id LIMIT ?"

@@ -106,6 +106,10 @@ class Call(BaseModel):
     sequence: int = 1
     publish_pending: bool = True
     cancel_requested: bool = False
+    # Set in the write that makes the call terminal, cleared by the notifier once the
+    # call's `call.completed` produced its deliveries: a sweep finds completions whose
+    # event was lost on the way and delivers them from the store.
+    notify_pending: bool = False
     # W3C trace context of the request that created the call: provider callbacks arrive
     # without our trace headers, and rejoin the call's trace through it.
     trace_context: dict[str, str] = Field(default_factory=dict)
