@@ -734,13 +734,18 @@ async def test_topology(rabbit: RabbitHarness) -> None:
         "x-delivery-limit": 20,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": rabbit.queue("topo.dlq"),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     }
     assert queues[rabbit.queue("topo.dlq")]["type"] == "quorum"
     assert arguments("topo.retry.500")["x-message-ttl"] == 500
+    # Retries survive a broker restart: quorum, dead-lettered back at least once.
     assert arguments("topo.retry.2000") == {
-        "x-queue-type": "classic",
+        "x-queue-type": "quorum",
         "x-message-ttl": 2000,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": rabbit.queue("topo"),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     }
-    assert queues[rabbit.queue("topo.retry.2000")]["type"] == "classic"
+    assert queues[rabbit.queue("topo.retry.2000")]["type"] == "quorum"

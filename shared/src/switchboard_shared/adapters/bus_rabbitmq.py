@@ -55,6 +55,14 @@ log = logging.getLogger(__name__)
 _SYSTEM = "rabbitmq"
 
 
+# Quorum queues move dead letters with publisher confirms internally, retrying until the
+# target queue takes them (RabbitMQ 3.10+); the strategy requires `reject-publish`.
+_AT_LEAST_ONCE_DEAD_LETTERING = {
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
+
+
 def retry_queue(queue: str, delay: float) -> str:
     """The TTL queue holding `queue`'s messages for `delay` seconds before they return."""
     return f"{queue}.retry.{_milliseconds(delay)}"
@@ -314,12 +322,14 @@ class RabbitBus:
                 retry_queue(name, delay),
                 durable=True,
                 arguments={
-                    # Classic: TTL expiry dead-letters in FIFO order, which is all a
-                    # single-delay queue needs.
-                    "x-queue-type": "classic",
+                    # Quorum, and at-least-once dead-lettering: a classic queue's TTL
+                    # expiry moves a message at most once, so a retry whose time came
+                    # while the broker restarted (the work queue not yet back) was lost.
+                    "x-queue-type": "quorum",
                     "x-message-ttl": _milliseconds(delay),
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": name,
+                    **_AT_LEAST_ONCE_DEAD_LETTERING,
                 },
             )
         queue = await channel.declare_queue(
@@ -332,6 +342,7 @@ class RabbitBus:
                 "x-delivery-limit": self._delivery_limit,
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": dead_letter_queue(name),
+                **_AT_LEAST_ONCE_DEAD_LETTERING,
             },
         )
         for routing_key in subscription.routing_keys:
