@@ -130,7 +130,7 @@ class InProcessHarness(BusHarness):
         await self.inprocess.deliver_raw(name, body)
 
     async def dead_lettered(self, name: str) -> list[bytes]:
-        return self.inprocess.dead_letter_bodies(name)
+        return [letter.body for letter in await self.inprocess.peek_dead_letters(name)]
 
     async def aclose(self) -> None:
         await self.bus.close()

@@ -276,7 +276,7 @@ async def test_a_provider_that_keeps_failing_is_retried_then_the_call_fails(
     [ended] = await pipeline.events.wait_for(call.call_id, EventType.CALL_COMPLETED)
     assert ended.data["status"] == "failed"
     assert pipeline.events.of(call.call_id, EventType.CALL_DIALING) == []
-    assert pipeline.bus.dead_letters("dialer.call-requested") == []
+    assert await pipeline.bus.peek_dead_letters("dialer.call-requested") == []
     assert await pipeline.sim_calls() == []
 
 

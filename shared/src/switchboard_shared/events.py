@@ -19,7 +19,6 @@ class EventType(StrEnum):
     CALL_RINGING = "call.ringing"
     CALL_IN_PROGRESS = "call.in_progress"
     CALL_COMPLETED = "call.completed"
-    CALL_FAILED = "call.failed"
     WEBHOOK_TEST = "webhook.test"
     WEBHOOK_REPLAY_REQUESTED = "webhook.replay_requested"
 
@@ -31,7 +30,6 @@ CUSTOMER_EVENT_TYPES = frozenset(
         EventType.CALL_RINGING,
         EventType.CALL_IN_PROGRESS,
         EventType.CALL_COMPLETED,
-        EventType.CALL_FAILED,
         EventType.WEBHOOK_TEST,
     }
 )

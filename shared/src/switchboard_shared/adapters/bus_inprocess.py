@@ -10,7 +10,6 @@ accepted and dropped, where RabbitMQ's mandatory publish raises PublishError.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -201,20 +200,6 @@ class InProcessBus:
         record_settled(queue.name, verdict)
 
     # --- dead letters ------------------------------------------------------------------
-
-    def dead_letters(self, queue: str) -> list[Event]:
-        """The events dead-lettered from `queue`, oldest first (bodies that do not parse
-        are left out: see `dead_letter_bodies`)."""
-        events = []
-        for body in self.dead_letter_bodies(queue):
-            with contextlib.suppress(ValueError):
-                events.append(Event.from_bytes(body))
-        return events
-
-    def dead_letter_bodies(self, queue: str) -> list[bytes]:
-        """The raw bodies dead-lettered from `queue`, oldest first."""
-        declared = self._queues.get(queue)
-        return [m.body for m in declared.dead] if declared else []
 
     async def peek_dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """Up to `limit` dead letters of `queue`, oldest first; they stay."""

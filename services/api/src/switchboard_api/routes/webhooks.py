@@ -22,9 +22,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 MAX_URL_LENGTH = 2048
 # The event types an endpoint may subscribe to (`webhook.test` always reaches it).
-SubscribableEvent = Literal[
-    "call.dialing", "call.ringing", "call.in_progress", "call.completed", "call.failed"
-]
+SubscribableEvent = Literal["call.dialing", "call.ringing", "call.in_progress", "call.completed"]
 TEST_MESSAGE = "This is a test webhook from Switchboard."
 
 
