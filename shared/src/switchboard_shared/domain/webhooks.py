@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from switchboard_shared.domain.calls import utcnow
 
-DEFAULT_WEBHOOK_EVENTS = ["call.completed"]
+# What a new endpoint receives: the end of every call and of every session.
+DEFAULT_WEBHOOK_EVENTS = ["call.completed", "session.ended"]
 
 
 class WebhookEndpoint(BaseModel):
@@ -43,7 +44,14 @@ class DeliveryAttempt(BaseModel):
 
 
 class Delivery(BaseModel):
-    """One event sent to one URL. Unique by (event_id, url)."""
+    """One event sent to one URL. Unique by (event_id, url).
+
+    The store, not the broker, schedules its attempts: while `pending`, the next one is
+    due at `next_attempt_at` (a notifier making an attempt holds it by moving that time
+    to the end of a lease, so a notifier that dies mid-attempt only delays it).
+    `schedule_attempts` counts the attempts of the current schedule, which a replay
+    restarts; `attempts` keeps every one.
+    """
 
     delivery_id: str = Field(default_factory=lambda: f"dlv_{uuid.uuid4().hex}")
     tenant_id: str
@@ -54,6 +62,13 @@ class Delivery(BaseModel):
     payload: str  # the exact JSON body sent, so replays are byte-identical
     status: DeliveryStatus = DeliveryStatus.PENDING
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
+    # When the next attempt is due; None once delivered or failed (and on deliveries
+    # written before the store scheduled retries).
+    next_attempt_at: datetime | None = None
+    schedule_attempts: int = 0
+    # The request time of the replay that started the current schedule; None when the
+    # event itself started it.
+    replayed_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

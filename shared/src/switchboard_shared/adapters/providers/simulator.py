@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from switchboard_shared import callback_signing
 from switchboard_shared.adapters.providers.http import (
     HttpProvider,
     json_object,
@@ -19,7 +18,10 @@ from switchboard_shared.adapters.providers.http import (
     optional_str,
     required_str,
 )
+from switchboard_shared.adapters.providers.results import analysis_of, outcome_label
+from switchboard_shared.calls import callback_signing
 from switchboard_shared.domain.calls import CallStatus
+from switchboard_shared.domain.ended_reasons import default_reason, read_reason
 from switchboard_shared.ports import (
     MalformedCallback,
     ProviderCallRequest,
@@ -64,14 +66,32 @@ def parse_call(data: Mapping[str, Any], id_field: str) -> ProviderCallState:
         if event_type not in EVENT_STATUS:
             raise MalformedCallback("neither status nor a known event_type")
         status = EVENT_STATUS[event_type]
+    raw_reason = optional_str(data.get("ended_reason"), "ended_reason")
+    analysis = data.get("analysis")
+    if analysis is not None and not isinstance(analysis, dict):
+        raise MalformedCallback("analysis is not an object")
+    recording = data.get("recording_available")
+    if recording is not None and not isinstance(recording, bool):
+        raise MalformedCallback("recording_available is not a boolean")
     return ProviderCallState(
         provider_call_id=required_str(data, id_field),
         status=status,
         transcript=optional_str(data.get("transcript"), "transcript"),
         duration=optional_int(data.get("duration"), "duration"),
-        ended_reason=optional_str(data.get("ended_reason"), "ended_reason"),
+        # The generic format speaks our taxonomy (older names still read).
+        ended_reason=(read_reason(raw_reason) or default_reason(status))
+        if status.is_terminal
+        else None,
+        ended_reason_raw=raw_reason,
         started_at=optional_datetime(data.get("started_at"), "started_at"),
         ended_at=optional_datetime(data.get("ended_at"), "ended_at"),
+        outcome=outcome_label(data.get("outcome")),
+        analysis=analysis_of(
+            analysis.get("summary"), analysis.get("successful"), analysis.get("fields")
+        )
+        if analysis
+        else None,
+        recording_available=recording if status.is_terminal else None,
     )
 
 
@@ -79,6 +99,7 @@ class SimulatorProvider(HttpProvider):
     """The simulator's native dialect: `/v1/calls` with our own statuses."""
 
     name = "simulator"
+    access_probe_path = "/v1/calls/switchboard-access-probe"
 
     async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
         """Place the call; `reference` and `Idempotency-Key` carry our call id so a retried
@@ -122,6 +143,12 @@ class SimulatorProvider(HttpProvider):
     async def cancel_call(self, provider_call_id: str) -> None:
         """Hang up or cancel; cancelling a call that already ended is a no-op."""
         await self._http.request("cancel_call", "POST", f"/v1/calls/{provider_call_id}/cancel")
+
+    async def recording_url(self, provider_call_id: str) -> str | None:
+        """`recording_url` of the call object (`/v1/calls/{id}/recording`)."""
+        data = await self._http.request("fetch_recording", "GET", f"/v1/calls/{provider_call_id}")
+        url = data.get("recording_url") if isinstance(data, dict) else None
+        return url if isinstance(url, str) and url else None
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallState:
         callback_signing.verify(self._secret, headers, body, self._tolerance)

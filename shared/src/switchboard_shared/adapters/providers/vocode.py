@@ -3,7 +3,9 @@
 Vocode's call object has four statuses (not_started, in_progress, error, ended). The
 adapter refines them with `telephony_status` when the provider sends it (ringing, busy,
 no-answer, canceled), so busy and unanswered calls are not all reported as `failed`.
-Callbacks are `{"type": "event_phone_call_...", "call": {<call object>}}` signed with
+Vocode says nothing of who hung up, of voicemail or of an analysis: its calls end
+`completed` (ended_reason) with `outcome` and `analysis` null. Callbacks are
+`{"type": "event_phone_call_...", "call": {<call object>}}` signed with
 `X-Vocode-Timestamp` / `X-Vocode-Signature` (docs/providers.md).
 """
 
@@ -19,12 +21,16 @@ from switchboard_shared.adapters.providers.http import (
     optional_str,
     required_str,
 )
-from switchboard_shared.callback_signing import VOCODE
+from switchboard_shared.adapters.providers.results import ended_reason
+from switchboard_shared.calls.callback_signing import VOCODE
 from switchboard_shared.domain.calls import CallStatus
+from switchboard_shared.domain.ended_reasons import EndedReason
 from switchboard_shared.ports import (
     MalformedCallback,
     ProviderCallRequest,
     ProviderCallState,
+    RecordingNotFound,
+    RecordingStream,
 )
 
 STATUS_MAP: dict[str, CallStatus] = {
@@ -42,12 +48,13 @@ REFINED_STATUS: dict[tuple[str, str], CallStatus] = {
     ("ended", "canceled"): CallStatus.CANCELED,
 }
 
-ENDED_REASON: dict[CallStatus, str] = {
-    CallStatus.COMPLETED: "hangup",
-    CallStatus.FAILED: "provider_error",
-    CallStatus.BUSY: "busy",
-    CallStatus.NO_ANSWER: "no_answer",
-    CallStatus.CANCELED: "canceled",
+# Raw code (`telephony_status`, else `status`) -> our reason; the rest follow the status.
+ENDED_REASONS: dict[str, EndedReason] = {
+    "completed": EndedReason.COMPLETED,
+    "busy": EndedReason.DIAL_BUSY,
+    "no-answer": EndedReason.DIAL_NO_ANSWER,
+    "canceled": EndedReason.CANCELED,
+    "failed": EndedReason.PROVIDER_ERROR,
 }
 
 
@@ -73,19 +80,45 @@ def parse_call(call: Mapping[str, Any]) -> ProviderCallState:
         duration = 0
         if started_at and ended_at:
             duration = max(0, round((ended_at - started_at).total_seconds()))
+    telephony = optional_str(call.get("telephony_status"), "telephony_status")
+    raw = (telephony or call.get("status")) if status.is_terminal else None
+    reason = ended_reason(status, raw, ENDED_REASONS)
+    if status is CallStatus.FAILED and started_at is None:
+        reason = EndedReason.DIAL_FAILED  # an error before anyone answered
+    recording = call.get("recording_available")
     return ProviderCallState(
         provider_call_id=required_str(call, "id"),
         status=status,
         transcript=optional_str(call.get("transcript"), "transcript") or None,
         duration=duration,
-        ended_reason=ENDED_REASON.get(status),
+        ended_reason=reason,
+        ended_reason_raw=raw,
         started_at=started_at,
         ended_at=ended_at,
+        recording_available=recording
+        if isinstance(recording, bool) and status.is_terminal
+        else None,
     )
+
+
+def _inline_agent(request: ProviderCallRequest) -> dict[str, Any]:
+    """Vocode's agent object, for a route that names no Vocode agent: our prompt, voice
+    and initial message (placeholders already filled)."""
+    spec = request.agent
+    if spec is None:
+        return {}
+    agent: dict[str, Any] = {"prompt": spec.prompt or "", "language": spec.language}
+    if spec.initial_message:
+        agent["initial_message"] = spec.initial_message
+    if spec.voice:
+        agent["voice"] = {"type": "voice_base", "voice_name": spec.voice}
+    return agent
 
 
 class VocodeProvider(HttpProvider):
     name = "vocode"
+    access_probe_path = "/v1/calls?id=switchboard-access-probe"
+    inline_agent = True  # Vocode's create takes an agent object
 
     async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
         """`POST /v1/calls/create`. Vocode needs a from number: the agent's, else the
@@ -99,7 +132,7 @@ class VocodeProvider(HttpProvider):
         body = {
             "from_number": from_number,
             "to_number": request.to_number,
-            "agent": request.provider_agent_id,
+            "agent": request.provider_agent_id or _inline_agent(request),
         }
         data = await self._http.request(
             "create_call",
@@ -121,6 +154,15 @@ class VocodeProvider(HttpProvider):
         await self._http.request(
             "cancel_call", "POST", "/v1/calls/end", json_body={"id": provider_call_id}
         )
+
+    async def fetch_recording(
+        self, provider_call_id: str, byte_range: str | None = None
+    ) -> RecordingStream:
+        """`GET /v1/calls/recording?id=` once the call says `recording_available`."""
+        state = await self.get_call(provider_call_id)
+        if not state.recording_available:
+            raise RecordingNotFound("vocode reports no recording for the call")
+        return await self._http.open_audio(f"/v1/calls/recording?id={provider_call_id}", byte_range)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallState:
         VOCODE.verify(self._secret, headers, body, self._tolerance)

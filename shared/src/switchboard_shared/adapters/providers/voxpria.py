@@ -18,8 +18,10 @@ from switchboard_shared.adapters.providers.http import (
     optional_str,
     required_str,
 )
-from switchboard_shared.callback_signing import VOXPRIA
+from switchboard_shared.adapters.providers.results import ended_reason, outcome_label
+from switchboard_shared.calls.callback_signing import VOXPRIA
 from switchboard_shared.domain.calls import CallStatus
+from switchboard_shared.domain.ended_reasons import EndedReason
 from switchboard_shared.ports import (
     MalformedCallback,
     ProviderCallRequest,
@@ -38,12 +40,13 @@ STATUS_MAP: dict[str, CallStatus] = {
     "canceled": CallStatus.CANCELED,
 }
 
-ENDED_REASON: dict[CallStatus, str] = {
-    CallStatus.COMPLETED: "hangup",
-    CallStatus.FAILED: "provider_error",
-    CallStatus.BUSY: "busy",
-    CallStatus.NO_ANSWER: "no_answer",
-    CallStatus.CANCELED: "canceled",
+# Voxpria says why through its `outcome` (its status says the rest): the raw code.
+ENDED_REASONS: dict[str, EndedReason] = {
+    "voicemail": EndedReason.VOICEMAIL_REACHED,
+    "no_answer": EndedReason.DIAL_NO_ANSWER,
+    "busy": EndedReason.DIAL_BUSY,
+    "failed": EndedReason.PROVIDER_ERROR,
+    "canceled": EndedReason.CANCELED,
 }
 
 
@@ -60,19 +63,25 @@ def parse_call(data: Mapping[str, Any]) -> ProviderCallState:
     duration = optional_int(data.get("duration"), "duration")
     if status.is_terminal and duration is None:
         duration = 0
+    outcome = outcome_label(data.get("outcome"))
+    recording = optional_str(data.get("recording"), "recording")
     return ProviderCallState(
         provider_call_id=required_str(data, "callId"),
         status=status,
         transcript=optional_str(data.get("transcript"), "transcript") or None,
         duration=duration,
-        ended_reason=ENDED_REASON.get(status),
+        ended_reason=ended_reason(status, outcome, ENDED_REASONS),
+        ended_reason_raw=outcome if status.is_terminal else None,
         started_at=optional_datetime(data.get("startedAt"), "startedAt"),
         ended_at=optional_datetime(data.get("completedAt"), "completedAt"),
+        outcome=outcome,
+        recording_available=bool(recording) if status.is_terminal else None,
     )
 
 
 class VoxpriaProvider(HttpProvider):
     name = "voxpria"
+    access_probe_path = "/api/v1/calls/switchboard-access-probe"
 
     async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
         """`POST /api/v1/calls`. Voxpria dials from the agent's own number and sends
@@ -98,6 +107,15 @@ class VoxpriaProvider(HttpProvider):
     async def cancel_call(self, provider_call_id: str) -> None:
         """`POST /api/v1/calls/{id}/cancel`; cancelling an ended call is a no-op."""
         await self._http.request("cancel_call", "POST", f"/api/v1/calls/{provider_call_id}/cancel")
+
+    async def recording_url(self, provider_call_id: str) -> str | None:
+        """The call's `recording` URL."""
+        answer = await self._http.request(
+            "fetch_recording", "GET", f"/api/v1/calls/{provider_call_id}"
+        )
+        data = answer.get("data") if isinstance(answer, dict) else None
+        url = data.get("recording") if isinstance(data, dict) else None
+        return url if isinstance(url, str) and url else None
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallState:
         VOXPRIA.verify(self._secret, headers, body, self._tolerance)

@@ -1,0 +1,129 @@
+"""Batches in MongoDB (the `BatchStore` port). The batch document is written first, then
+its calls in chunks: the idempotency key is taken before any call exists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from switchboard_shared.adapters.store.common.calls import batch_holder_keeps_key
+from switchboard_shared.adapters.store.common.records import (
+    as_stored,
+    batch_call_documents,
+    stored_now,
+    stored_value,
+)
+from switchboard_shared.adapters.store.mongo.connection import OnMongo
+from switchboard_shared.adapters.store.mongo.documents import (
+    driver_errors,
+    from_document,
+    strip_id,
+    to_document,
+)
+from switchboard_shared.domain.batches import Batch, BatchCall, BatchProgress, BatchState
+from switchboard_shared.domain.calls import Call, CallStatus, utcnow
+
+_CHUNK = 1000
+_OPEN = sorted(s.value for s in CallStatus if not s.is_terminal)
+
+
+class MongoBatchStore(OnMongo):
+    """`BatchStore` on a MongoDB database; `_id` is the batch id."""
+
+    async def insert_batch(
+        self,
+        batch: Batch,
+        template: Call,
+        calls: list[BatchCall],
+        idempotency_ttl_seconds: float,
+    ) -> tuple[Batch, bool]:
+        stored = as_stored(batch)
+        batches = self._db.collection("batches")
+        with driver_errors():
+            while True:
+                try:
+                    await batches.insert_one(to_document(stored, stored.batch_id))
+                    break
+                except DuplicateKeyError:
+                    found = await batches.find_one(
+                        {"tenant_id": stored.tenant_id, "idempotency_key": stored.idempotency_key}
+                    )
+                    holder = from_document(Batch, found)
+                    if holder is None:
+                        continue  # given up meanwhile: try again
+                    if batch_holder_keeps_key(holder, stored, idempotency_ttl_seconds, utcnow()):
+                        return holder, False
+                    await batches.update_one(
+                        {"_id": holder.batch_id}, {"$set": {"idempotency_key": None}}
+                    )
+            documents = [
+                {"_id": document["call_id"], **document}
+                for document in batch_call_documents(template, calls)
+            ]
+            for start in range(0, len(documents), _CHUNK):
+                await self._db.collection("calls").insert_many(documents[start : start + _CHUNK])
+        return stored, True
+
+    async def get_batch(self, batch_id: str, tenant_id: str | None = None) -> Batch | None:
+        query: dict[str, Any] = {"_id": batch_id}
+        if tenant_id is not None:
+            query["tenant_id"] = tenant_id
+        with driver_errors():
+            return from_document(Batch, await self._db.collection("batches").find_one(query))
+
+    async def set_batch_state(
+        self, batch_id: str, state: BatchState, *, from_states: frozenset[BatchState]
+    ) -> Batch | None:
+        with driver_errors():
+            found = await self._db.collection("batches").find_one_and_update(
+                {"_id": batch_id, "state": {"$in": sorted(s.value for s in from_states)}},
+                {"$set": {"state": state.value, "updated_at": stored_now()}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return from_document(Batch, found)
+
+    async def batch_has_open_calls(self, batch_id: str) -> bool:
+        with driver_errors():
+            found = await self._db.collection("calls").find_one(
+                {"batch_id": batch_id, "status": {"$in": _OPEN}}, projection={"_id": 1}
+            )
+        return found is not None
+
+    async def find_open_batches(self, limit: int = 100) -> list[Batch]:
+        with driver_errors():
+            cursor = self._db.collection("batches").find(
+                {"completed_at": None}, sort=[("created_at", ASCENDING)], limit=limit
+            )
+            return [Batch.model_validate(strip_id(d)) async for d in cursor]
+
+    async def mark_batch_completed(self, batch_id: str, at: datetime) -> Batch | None:
+        with driver_errors():
+            found = await self._db.collection("batches").find_one_and_update(
+                {"_id": batch_id, "completed_at": None},
+                {"$set": {"completed_at": stored_value(at)}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return from_document(Batch, found)
+
+    async def batch_progress(self, batch_id: str) -> BatchProgress:
+        pipeline: list[Mapping[str, Any]] = [
+            {"$match": {"batch_id": batch_id}},
+            {
+                "$group": {
+                    "_id": "$status",
+                    "calls": {"$sum": 1},
+                    "attempts": {"$sum": {"$size": {"$ifNull": ["$attempts", []]}}},
+                }
+            },
+        ]
+        with driver_errors():
+            groups = [
+                group async for group in await self._db.collection("calls").aggregate(pipeline)
+            ]
+        return BatchProgress.of(
+            {g["_id"]: g["calls"] for g in groups}, sum(int(g["attempts"]) for g in groups)
+        )
