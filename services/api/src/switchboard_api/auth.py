@@ -6,7 +6,7 @@ import hmac
 
 from fastapi.security import HTTPBearer
 
-from switchboard_shared.domain.tenants import Tenant, hash_api_key
+from switchboard_shared.domain.tenants import ApiKey, Tenant, hash_api_key
 from switchboard_shared.ports import Store
 
 # auto_error=False: the scheme is declared in OpenAPI, and the 401 keeps our error shape.
@@ -21,7 +21,14 @@ _MAX_KEY_LENGTH = 512
 
 
 async def tenant_for_key(store: Store, raw_key: str) -> Tenant | None:
-    """The tenant owning `raw_key`, or None when the key is unknown or revoked.
+    """The tenant owning `raw_key`, or None when the key is unknown or revoked."""
+    found = await caller_of(store, raw_key)
+    return found[0] if found else None
+
+
+async def caller_of(store: Store, raw_key: str) -> tuple[Tenant, ApiKey] | None:
+    """The tenant owning `raw_key` and the key's record, or None when the key is unknown
+    or revoked.
 
     Only the SHA-256 of a key is stored; the stored hash is compared in constant time.
     """
@@ -33,4 +40,5 @@ async def tenant_for_key(store: Store, raw_key: str) -> Tenant | None:
         return None
     if key.revoked_at is not None:
         return None
-    return await store.get_tenant(key.tenant_id)
+    tenant = await store.get_tenant(key.tenant_id)
+    return (tenant, key) if tenant else None

@@ -3,36 +3,43 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, cast
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
-from switchboard_api.auth import bearer_scheme, tenant_for_key
+from switchboard_api.auth import bearer_scheme, caller_of
 from switchboard_api.rate_limit import TenantRateLimiter
 from switchboard_shared.domain.tenants import Tenant
-from switchboard_shared.http_errors import ApiError
-from switchboard_shared.ports import Bus, Store
-from switchboard_shared.settings import Settings
+from switchboard_shared.http.errors import ApiError
+from switchboard_shared.ports import Bus, Provider, Store
+from switchboard_shared.runtime.settings import Settings
 
 # RFC 6750: tell the client which scheme to use, and whether the token itself was bad.
 _ASK_FOR_KEY = {"WWW-Authenticate": 'Bearer realm="switchboard"'}
 _BAD_KEY = {"WWW-Authenticate": 'Bearer realm="switchboard", error="invalid_token"'}
 
 
+# app.state is untyped: create_app puts these there, so the casts hold.
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return cast(Settings, request.app.state.settings)
 
 
 def get_store(request: Request) -> Store:
-    return request.app.state.store
+    return cast(Store, request.app.state.store)
 
 
 def get_bus(request: Request) -> Bus:
-    return request.app.state.bus
+    return cast(Bus, request.app.state.bus)
+
+
+def get_providers(request: Request) -> Mapping[str, Provider]:
+    return cast(Mapping[str, Provider], request.app.state.providers)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ProvidersDep = Annotated[Mapping[str, Provider], Depends(get_providers)]
 # The paging parameters of every list route.
 PageLimit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 PageCursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
@@ -54,9 +61,12 @@ async def current_tenant(
             "missing or malformed Authorization header: send 'Authorization: Bearer <API key>'",
             headers=_ASK_FOR_KEY,
         )
-    tenant = await tenant_for_key(store, credentials.credentials)
-    if tenant is None:
+    caller = await caller_of(store, credentials.credentials)
+    if caller is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=_BAD_KEY)
+    tenant, key = caller
+    # Routes with a per-key rule (one active session per key) read it back.
+    request.state.api_key_id = key.key_id
     limiter: TenantRateLimiter | None = request.app.state.rate_limiter
     if limiter is not None and (wait := limiter.take(tenant.tenant_id)) is not None:
         seconds = max(1, math.ceil(wait))
@@ -70,3 +80,12 @@ async def current_tenant(
 
 
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+def current_api_key_id(request: Request, tenant: TenantDep) -> str:
+    """The id of the request's API key (authenticated by `current_tenant`)."""
+    key_id: str = request.state.api_key_id
+    return key_id
+
+
+ApiKeyIdDep = Annotated[str, Depends(current_api_key_id)]

@@ -1,14 +1,11 @@
 """Turns `call.requested` into one provider call, and `call.cancel_requested` into a hang-up.
 
-Dial at most once: before calling the provider a dialer claims the call (a token set by
-compare-and-set while the call is `queued`). A redelivered message finds the call either
-dialed (nothing to do) or claimed. A claim older than the provider timeout plus a margin
-belongs to a dialer that died mid-request: before anyone dials again, the provider is
-asked whether that request went through (`find_call` by our call id). Found: the call is
-recorded as placed. Not found: the claim is taken over and the call dialed. A provider
-that cannot be asked is never dialed twice: its callbacks carry our reference and settle
-the call; without one by the agent's max duration the call ends `failed`
-(`dial_unconfirmed`).
+Dial at most once: before calling a provider a dialer claims the call for it (a token
+set by compare-and-set while the call is `queued`). A redelivered message finds the call
+either dialed (nothing to do) or claimed; a claim that went stale is settled with its
+provider first (stale_claims.py). The agent's routes are tried in order (routing.py),
+skipping providers whose circuit breaker is open (provider_health.py); a create that
+failed before the provider accepted it moves on to the next route.
 """
 
 from __future__ import annotations
@@ -16,39 +13,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime, timedelta
 
-from switchboard_shared.call_updates import changes_for, watchdog_deadline
-from switchboard_shared.callback_signing import REFERENCE_PARAMETER, callback_reference
-from switchboard_shared.domain.agents import Agent
-from switchboard_shared.domain.calls import Call, CallStatus, utcnow
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.metrics import DIALER_IN_FLIGHT
-from switchboard_shared.outbox import event_for, transition
+from switchboard_dialer.provider_health import Permit, ProviderHealth
+from switchboard_dialer.routing import trial_order
+from switchboard_dialer.stale_claims import CLAIM_MARGIN_SECONDS, QUEUED_ONLY, StaleClaims
+from switchboard_shared.calls.callback_signing import REFERENCE_PARAMETER, callback_reference
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.calls.outbox import transition
+from switchboard_shared.domain.agents import Agent, Route, agent_spec
+from switchboard_shared.domain.call_changes import CallChanges, CallGuard
+from switchboard_shared.domain.calls import Call, CallStatus, RouteAttempt, RouteOutcome, utcnow
+from switchboard_shared.domain.ended_reasons import EndedReason
+from switchboard_shared.observability.metrics import DIALER_IN_FLIGHT
 from switchboard_shared.ports import (
     Bus,
-    LookupUnsupported,
     MessageContext,
     Provider,
+    ProviderAmbiguousError,
     ProviderCallRequest,
-    ProviderCallState,
     ProviderPermanentError,
     ProviderTransientError,
-    PublishError,
     Reject,
     RetryLater,
     Store,
     Subscription,
 )
-from switchboard_shared.settings import Settings
+from switchboard_shared.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
 QUEUE = "dialer.call-requested"
-CLAIM_MARGIN_SECONDS = 15.0
+__all__ = ["CLAIM_MARGIN_SECONDS", "QUEUE", "CallDialer"]
 
 
-class CallDialer:
+class CallDialer(StaleClaims):
     def __init__(
         self, store: Store, bus: Bus, providers: dict[str, Provider], settings: Settings
     ) -> None:
@@ -63,6 +61,7 @@ class CallDialer:
             name: asyncio.Semaphore(ps.max_in_flight) for name, ps in provider_settings.items()
         }
         self._timeouts = {name: ps.timeout_seconds for name, ps in provider_settings.items()}
+        self.health = ProviderHealth.from_settings(store, settings)
 
     def subscription(self) -> Subscription:
         return Subscription(
@@ -90,56 +89,113 @@ class CallDialer:
             return  # dialed or ended already: a duplicate message
         agent = await self._store.get_agent(call.agent)
         if agent is None or not agent.enabled:
-            await self._fail(call, "agent_unavailable")
+            await self._fail(call, EndedReason.AGENT_UNAVAILABLE)
             return
-        provider = self._providers.get(agent.provider)
-        if provider is None:
-            await self._fail(call, "provider_not_configured")
+        routes = [(i, r) for i, r in trial_order(agent) if r.provider in self._providers]
+        if not routes:
+            await self._fail(call, EndedReason.PROVIDER_NOT_CONFIGURED)
             return
-        async with self._limits[agent.provider]:
+        failures: list[str] = []
+        for position, route in routes:
+            permit = await self.health.permit(route.provider)
+            if permit is None:
+                failures.append(f"{route.provider}: circuit breaker open")
+                continue
+            tried = await self._try_route(call, agent, position, route, permit)
+            if isinstance(tried, Call):
+                return  # placed, or no longer ours to place
+            failures.append(tried)
+            call = await self._store.get_call(call_id) or call
+        # No route accepted the call before a provider could have placed it.
+        if ctx.is_last_attempt:
+            await self._fail(call, EndedReason.ALL_PROVIDERS_UNAVAILABLE)
+            return
+        # Nobody holds the call while its retry waits in the broker; if that retry is
+        # lost, the reconciler finds the call queued and re-drives it.
+        raise RetryLater("no route accepted the call: " + "; ".join(failures))
+
+    async def _try_route(
+        self, call: Call, agent: Agent, position: int, route: Route, permit: Permit
+    ) -> Call | str:
+        """Send the create to one route. Returns the call when nothing is left to try
+        (placed, failed, or not ours), else why this route failed before its provider
+        accepted the call. Raises RetryLater when the answer is unknown."""
+        provider = self._providers[route.provider]
+        async with self._limits[route.provider]:
             # Claim only once a slot is free: the claim's age must measure the provider
             # request, not the wait behind the limit, or a live claim would look stale.
-            claim = await self._claim(call, agent, provider)
-            if claim is None:
-                return
-            DIALER_IN_FLIGHT.labels(agent.provider).inc()
+            claimed = await self._claim(call, agent, route.provider)
+            if claimed is None:
+                return call
+            call, claim = claimed, claimed.dial_claim or ""
+            DIALER_IN_FLIGHT.labels(route.provider).inc()
             try:
-                state = await provider.create_call(self._request(call, agent))
+                state = await provider.create_call(self._request(call, agent, route))
+            except ProviderAmbiguousError as exc:
+                await self.health.failed(permit, "a create went unanswered")
+                # The claim stays: whoever looks at the call next asks this provider
+                # whether it placed the call before anyone dials anywhere.
+                await self._note_attempt(call, claim, position, route, RouteOutcome.AMBIGUOUS, exc)
+                raise RetryLater(
+                    f"provider {route.provider}: {exc}",
+                    delay=self._claim_wait(call, route.provider),
+                ) from exc
             except ProviderTransientError as exc:
-                if ctx.is_last_attempt:
-                    await self._fail(call, "provider_unavailable")
-                    return
-                # Nobody holds the call while its retry waits in the broker; if that
-                # retry is lost, the reconciler finds the call queued and re-drives it.
-                await self._store.update_call(
-                    call_id, {"dial_claim": None}, expected={"dial_claim": claim}
-                )
-                raise RetryLater(f"provider {agent.provider}: {exc}") from exc
+                await self.health.failed(permit, "creates fail before being accepted")
+                await self._release(call, claim, position, route, exc)
+                return f"{route.provider}: {exc}"
             except ProviderPermanentError as exc:
-                log.warning("provider refused the call: %s", exc, extra={"call_id": call_id})
-                await self._fail(call, "provider_rejected")
-                return
+                await self.health.succeeded(permit)  # it answered: healthy, our request is not
+                log.warning("provider refused the call: %s", exc, extra={"call_id": call.call_id})
+                await self._note_attempt(call, claim, position, route, RouteOutcome.REJECTED, exc)
+                await self._fail(call, EndedReason.PROVIDER_REJECTED)
+                return call
             finally:
-                DIALER_IN_FLIGHT.labels(agent.provider).dec()
+                DIALER_IN_FLIGHT.labels(route.provider).dec()
+        await self.health.succeeded(permit)
+        attempt = _attempt(position, route, RouteOutcome.ACCEPTED)
         await self._record_dialed(
-            call,
-            agent.provider,
-            provider,
-            state.provider_call_id,
-            claim,
-            self.watchdog_deadline(agent),
+            call, route.provider, provider, state.provider_call_id, claim, agent, attempt
+        )
+        return call
+
+    async def _release(
+        self, call: Call, claim: str, position: int, route: Route, error: Exception
+    ) -> None:
+        """Give the claim up after a create the provider did not accept."""
+        attempt = _attempt(position, route, RouteOutcome.UNREACHABLE, error)
+        await self._store.update_call(
+            call.call_id,
+            CallChanges(dial_claim=None, route_attempts=[*call.route_attempts, attempt]),
+            guard=CallGuard(dial_claim=claim),
         )
 
-    async def _claim(self, call: Call, agent: Agent, provider: Provider) -> str | None:
-        """Take the call for this dialer; None when it is no longer ours to dial."""
+    async def _note_attempt(
+        self,
+        call: Call,
+        claim: str,
+        position: int,
+        route: Route,
+        outcome: RouteOutcome,
+        error: Exception,
+    ) -> None:
+        attempt = _attempt(position, route, outcome, error)
+        await self._store.update_call(
+            call.call_id,
+            CallChanges(route_attempts=[*call.route_attempts, attempt]),
+            guard=CallGuard(dial_claim=claim),
+        )
+
+    async def _claim(self, call: Call, agent: Agent, provider_name: str) -> Call | None:
+        """Take the call for this dialer and `provider_name`: the call as claimed (its
+        `dial_claim` is this dialer's token), or None when it is no longer ours to dial."""
         if call.dial_claim is not None:
-            if not self.claim_is_stale(call, agent.provider):
+            held_by = self._claim_provider(call, agent) or provider_name
+            if not self.claim_is_stale(call, held_by):
                 # Another dialer is on it right now; look again once its claim expires.
-                raise RetryLater(
-                    "claimed by another dialer", delay=self._claim_wait(call, agent.provider)
-                )
+                raise RetryLater("claimed by another dialer", delay=self._claim_wait(call, held_by))
             try:
-                free = await self.settle_stale_claim(call, agent, provider)
+                free = await self.settle_stale_claim(call, agent, self._providers[held_by])
             except ProviderTransientError as exc:
                 raise RetryLater(f"provider lookup failed: {exc}") from exc
             if not free:
@@ -147,147 +203,32 @@ class CallDialer:
         token = uuid.uuid4().hex
         claimed = await self._store.update_call(
             call.call_id,
-            {"dial_claim": token, "dialing_at": utcnow()},
-            expected_statuses=frozenset({CallStatus.QUEUED}),
-            expected={"dial_claim": call.dial_claim},
+            CallChanges(dial_claim=token, dialing_at=utcnow(), provider=provider_name),
+            guard=CallGuard(statuses=QUEUED_ONLY, dial_claim=call.dial_claim),
         )
         if claimed is None:
             current = await self._store.get_call(call.call_id)
             if current is not None and current.status is CallStatus.QUEUED:
                 raise RetryLater("lost the claim race")
             return None
-        return token
+        return claimed
 
-    def claim_is_stale(self, call: Call, provider_name: str) -> bool:
-        """Whether the call's dial claim is older than a request to `provider_name` can
-        last: its dialer died, or lost its retry."""
-        if call.dial_claim is None:
-            return False
-        if call.dialing_at is None:
-            return True
-        return utcnow() - call.dialing_at >= self._stale_after(provider_name)
-
-    def _stale_after(self, provider_name: str) -> timedelta:
-        return timedelta(seconds=self._timeouts[provider_name] + CLAIM_MARGIN_SECONDS)
-
-    def _claim_wait(self, call: Call, provider_name: str) -> float:
-        """Seconds until the call's claim turns stale, plus one."""
-        age = utcnow() - (call.dialing_at or utcnow())
-        return max((self._stale_after(provider_name) - age).total_seconds(), 0.0) + 1
-
-    async def settle_stale_claim(self, call: Call, agent: Agent, provider: Provider) -> bool:
-        """A call claimed by a dialer that went quiet: did its provider request go through?
-
-        Returns True when the provider has no call for us (free to dial); False when the
-        call was settled here (recorded as placed, or failed) or must wait for the
-        provider's callbacks. Raises ProviderTransientError when the provider cannot
-        answer now.
-        """
-        try:
-            state = await provider.find_call(call.call_id)
-        except LookupUnsupported:
-            return await self._await_unconfirmed(call, agent)
-        if state is None:
-            return True
-        log.warning(
-            "a dialer died after the provider accepted the call: recording it",
-            extra={"call_id": call.call_id},
-        )
-        await self._record_found(call, agent, state)
-        return False
-
-    async def _await_unconfirmed(self, call: Call, agent: Agent) -> bool:
-        """No lookup: callbacks carrying our reference settle the call if it was placed;
-        past the agent's max duration without one, it ends failed (never dialed twice)."""
-        started = call.dialing_at or call.updated_at
-        horizon = started + timedelta(
-            seconds=agent.max_duration_seconds + self._settings.watchdog_grace_seconds
-        )
-        if utcnow() < horizon:
-            return False
-        await transition(
-            self._store,
-            self._bus,
-            call.call_id,
-            CallStatus.FAILED,
-            {"ended_reason": "dial_unconfirmed"},
-            expected={"dial_claim": call.dial_claim},
-        )
-        return False
-
-    async def _record_found(self, call: Call, agent: Agent, state: ProviderCallState) -> None:
-        status = CallStatus.DIALING if state.status is CallStatus.QUEUED else state.status
-        changes = {
-            **changes_for(call, state),
-            "provider": agent.provider,
-            "provider_call_id": state.provider_call_id,
-        }
-        if not status.is_terminal:
-            changes["watchdog_deadline"] = self.watchdog_deadline(agent)
-        await transition(
-            self._store,
-            self._bus,
-            call.call_id,
-            status,
-            changes,
-            expected={"dial_claim": call.dial_claim},
-        )
-
-    def watchdog_deadline(self, agent: Agent) -> datetime:
-        return watchdog_deadline(agent, self._settings.watchdog_grace_seconds)
-
-    async def redrive(self, call: Call) -> bool:
-        """Drive a `queued` call the broker may have lost: settle a stale claim, then
-        republish its `call.requested` (same event id: consumers dedupe). Returns True
-        when something was done."""
-        agent = await self._store.get_agent(call.agent)
-        provider = self._providers.get(agent.provider) if agent else None
-        if agent is None or provider is None or not agent.enabled:
-            return await self._republish(call)  # the consumer fails it with the reason
-        if call.dial_claim is not None:
-            if not self.claim_is_stale(call, agent.provider):
-                return False
-            if not await self.settle_stale_claim(call, agent, provider):
-                return True
-            released = await self._store.update_call(
-                call.call_id,
-                {"dial_claim": None},
-                expected_statuses=frozenset({CallStatus.QUEUED}),
-                expected={"dial_claim": call.dial_claim},
-            )
-            if released is None:
-                return False
-            call = released
-        return await self._republish(call)
-
-    async def _republish(self, call: Call) -> bool:
-        try:
-            await self._bus.publish(event_for(call))
-        except PublishError as exc:
-            log.warning(
-                "could not re-drive a queued call: %s", exc, extra={"call_id": call.call_id}
-            )
-            return False
-        # Touch it, so the next look comes one full period later.
-        await self._store.update_call(
-            call.call_id, {}, expected_statuses=frozenset({CallStatus.QUEUED})
-        )
-        return True
-
-    def _request(self, call: Call, agent: Agent) -> ProviderCallRequest:
-        provider_settings = self._settings.provider_settings()[agent.provider]
+    def _request(self, call: Call, agent: Agent, route: Route) -> ProviderCallRequest:
+        provider_settings = self._settings.provider_settings()[route.provider]
+        # Per attempt: a redial is a new provider call, never the earlier one deduped.
         reference = callback_reference(
-            provider_settings.callback_secret.get_secret_value(), call.call_id
+            provider_settings.callback_secret.get_secret_value(), call.dial_reference
         )
         return ProviderCallRequest(
-            call_id=call.call_id,
+            call_id=call.dial_reference,
             to_number=call.phone,
-            from_number=agent.from_number or provider_settings.from_number,
-            provider_agent_id=agent.provider_agent_id,
+            from_number=route.from_number or provider_settings.from_number,
+            provider_agent_id=route.provider_agent_id,
+            agent=agent_spec(agent, call.variables),
             variables=call.variables,
             callback_url=(
                 f"{self._settings.callback_base_url.rstrip('/')}"
-                f"/v1/webhooks/providers/{agent.provider}?{REFERENCE_PARAMETER}={reference}"
+                f"/v1/webhooks/providers/{route.provider}?{REFERENCE_PARAMETER}={reference}"
             ),
         )
 
@@ -298,19 +239,22 @@ class CallDialer:
         provider: Provider,
         provider_call_id: str,
         claim: str,
-        deadline: datetime,
+        agent: Agent,
+        attempt: RouteAttempt,
     ) -> None:
         dialed = await transition(
             self._store,
             self._bus,
             call.call_id,
             CallStatus.DIALING,
-            {
-                "provider": provider_name,
-                "provider_call_id": provider_call_id,
-                "watchdog_deadline": deadline,
-            },
-            expected={"dial_claim": claim},
+            CallChanges(
+                provider=provider_name,
+                provider_call_id=provider_call_id,
+                watchdog_deadline=self.watchdog_deadline(agent),
+                route_attempts=[*call.route_attempts, attempt],
+                dialed_at=utcnow(),
+            ),
+            guard=CallGuard(dial_claim=claim),
         )
         if dialed is not None:
             return
@@ -325,14 +269,19 @@ class CallDialer:
             return
         if current is not None and current.provider_call_id is None:
             await self._store.update_call(
-                call.call_id, {"provider": provider_name, "provider_call_id": provider_call_id}
+                call.call_id,
+                CallChanges(provider=provider_name, provider_call_id=provider_call_id),
             )
         log.warning("hanging up a provider call nobody wants", extra={"call_id": call.call_id})
         await provider.cancel_call(provider_call_id)
 
-    async def _fail(self, call: Call, reason: str) -> None:
+    async def _fail(self, call: Call, reason: EndedReason) -> None:
         await transition(
-            self._store, self._bus, call.call_id, CallStatus.FAILED, {"ended_reason": reason}
+            self._store,
+            self._bus,
+            call.call_id,
+            CallStatus.FAILED,
+            CallChanges(ended_reason=reason),
         )
 
     # --- canceling ---------------------------------------------------------------------
@@ -354,5 +303,14 @@ class CallDialer:
             self._bus,
             call_id,
             CallStatus.CANCELED,
-            {"ended_reason": "canceled_by_customer"},
+            CallChanges(ended_reason=EndedReason.CANCELED_BY_CUSTOMER),
         )
+
+
+def _attempt(
+    position: int, route: Route, outcome: RouteOutcome, error: Exception | None = None
+) -> RouteAttempt:
+    detail = str(error)[:200] if error is not None else None
+    return RouteAttempt(
+        route=position, provider=route.provider, outcome=outcome, at=utcnow(), detail=detail
+    )

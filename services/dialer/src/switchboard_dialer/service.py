@@ -1,13 +1,16 @@
-"""The dialer process: the call.requested consumer, the outbox relay and the watchdog."""
+"""The dialer process: the call.requested consumer, the dispatcher of scheduled calls, the
+outbox relay and the watchdog."""
 
 from __future__ import annotations
 
+from switchboard_dialer.batch_completion import BatchCompletion
 from switchboard_dialer.dialing import CallDialer
+from switchboard_dialer.dispatch import CallDispatcher
 from switchboard_dialer.watchdog import CallWatchdog
-from switchboard_shared.bootstrap import Components
-from switchboard_shared.outbox import OutboxRelay
-from switchboard_shared.periodic import PeriodicTask
-from switchboard_shared.runtime import ServiceParts, consumer, periodic
+from switchboard_shared.calls.outbox import OutboxRelay
+from switchboard_shared.runtime.bootstrap import Components
+from switchboard_shared.runtime.periodic import PeriodicTask
+from switchboard_shared.runtime.process import ServiceParts, consumer, periodic
 
 
 def parts(components: Components) -> ServiceParts:
@@ -22,10 +25,23 @@ def parts(components: Components) -> ServiceParts:
         dialer=dialer,
         queued_after_seconds=settings.reconcile_queued_after_seconds,
     )
+    dispatcher = CallDispatcher(store, bus)
+    completion = BatchCompletion(store, bus)
     return ServiceParts(
         name="dialer",
+        readiness_details={"provider_breakers": dialer.health.states},
         workers=[
             consumer(components, dialer.subscription()),
+            periodic(
+                PeriodicTask("dispatcher", dispatcher.run_once, settings.dispatch_interval_seconds)
+            ),
+            periodic(
+                PeriodicTask(
+                    "batch-completion",
+                    completion.run_once,
+                    settings.batch_completion_interval_seconds,
+                )
+            ),
             periodic(
                 PeriodicTask("outbox-relay", relay.run_once, settings.outbox_interval_seconds)
             ),

@@ -18,10 +18,12 @@ import logging
 from datetime import timedelta
 
 from switchboard_dialer.dialing import CallDialer
-from switchboard_shared.call_updates import apply_provider_state
+from switchboard_shared.calls.outbox import transition
+from switchboard_shared.calls.provider_updates import apply_provider_state
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import LIVE_STATUSES, Call, CallStatus, utcnow
-from switchboard_shared.metrics import WATCHDOG_ENDED
-from switchboard_shared.outbox import transition
+from switchboard_shared.domain.ended_reasons import EndedReason
+from switchboard_shared.observability.metrics import WATCHDOG_ENDED
 from switchboard_shared.ports import Bus, Provider, ProviderError, Store
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ class CallWatchdog:
             self._bus,
             call.call_id,
             CallStatus.FAILED,
-            {"ended_reason": "provider_timeout"},
+            CallChanges(ended_reason=EndedReason.PROVIDER_TIMEOUT),
         )
         if ended is None:
             return 0

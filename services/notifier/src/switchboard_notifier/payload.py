@@ -7,14 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.domain.batches import BatchView
 from switchboard_shared.domain.calls import CallView
-from switchboard_shared.events import Event, EventType
+from switchboard_shared.domain.sessions import SessionEndedData
 
 
 class WebhookPayload(BaseModel):
-    """What a receiver gets: the event's type and id (also the `webhook-id` header), when
-    it happened, the call's `sequence` (order events of one call by it), and `data`: the
-    call exactly as `GET /v1/calls/{call_id}` shows it."""
+    """What a receiver gets for a call event: the event's type and id (also the
+    `webhook-id` header), when it happened, the call's `sequence` (order events of one
+    call by it), and `data`: the call exactly as `GET /v1/calls/{call_id}` shows it."""
 
     type: str
     id: str
@@ -23,17 +25,41 @@ class WebhookPayload(BaseModel):
     data: dict[str, Any]
 
 
+class SessionWebhookPayload(BaseModel):
+    """What a receiver gets for `session.ended` (a session ends once: no sequence)."""
+
+    type: str
+    id: str
+    created_at: datetime
+    data: SessionEndedData
+
+
 class UnusableEvent(ValueError):
-    """A call event whose data is not a call: it can never be delivered."""
+    """An event whose data is not what its type carries: it can never be delivered."""
 
 
 def build_payload(event: Event) -> str:
-    """The exact body to send for `event`. Call data goes through the public call view,
-    so a field that is not in `GET /v1/calls/{id}` (a provider's, say) never leaves."""
-    data = event.data
-    if event.type is not EventType.WEBHOOK_TEST:
+    """The exact body to send for `event`. Call, session and batch data go through their
+    public models, so a field that is not public (a provider's, say) never leaves."""
+    if event.type is EventType.SESSION_ENDED:
         try:
-            data = CallView.model_validate(event.data).model_dump(mode="json")
+            data = SessionEndedData.model_validate(event.data)
+        except ValidationError as exc:
+            raise UnusableEvent(
+                f"{event.type} {event.id} does not carry a session: {exc}"
+            ) from None
+        return SessionWebhookPayload(
+            type=str(event.type), id=event.id, created_at=event.occurred_at, data=data
+        ).model_dump_json()
+    payload_data = event.data
+    if event.type is EventType.BATCH_COMPLETED:
+        try:
+            payload_data = BatchView.model_validate(event.data).model_dump(mode="json")
+        except ValidationError as exc:
+            raise UnusableEvent(f"{event.type} {event.id} does not carry a batch: {exc}") from None
+    elif event.type is not EventType.WEBHOOK_TEST:
+        try:
+            payload_data = CallView.model_validate(event.data).model_dump(mode="json")
         except ValidationError as exc:
             raise UnusableEvent(f"{event.type} {event.id} does not carry a call: {exc}") from None
     payload = WebhookPayload(
@@ -41,6 +67,6 @@ def build_payload(event: Event) -> str:
         id=event.id,
         created_at=event.occurred_at,
         sequence=event.sequence,
-        data=data,
+        data=payload_data,
     )
     return payload.model_dump_json()

@@ -1,4 +1,4 @@
-"""The simulator's FastAPI app: three API dialects on one server, Bearer-key protected.
+"""The simulator's FastAPI app: five API dialects on one server, Bearer-key protected.
 
 It works standalone (`serve`) and mounted under a prefix in another app (the all-in-one
 mounts it at `/sim`). A mounted app's lifespan does not run, so nothing here needs
@@ -13,17 +13,20 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from switchboard_provider_sim.calls import iso
-from switchboard_provider_sim.dialects import native, vocode, voxpria
+from switchboard_provider_sim.dialects import convai, native, retell, vapi, vocode, voxpria
 from switchboard_provider_sim.errors import SimError
 from switchboard_provider_sim.lifecycle import Simulator
-from switchboard_shared.settings import Settings
+from switchboard_provider_sim.recordings import recording_response
+from switchboard_shared.runtime.settings import Settings
 
-DIALECTS = (native, vocode, voxpria)
+# Vocode's routes come before the native ones: its `/v1/calls/recording` would be read
+# as a native `/v1/calls/{call_id}` otherwise.
+DIALECTS = (vocode, native, voxpria, vapi, retell)
 ERROR_BODIES: dict[str, Callable[[str, str], dict[str, Any]]] = {
     d.NAME: d.error_body for d in DIALECTS
 }
@@ -38,7 +41,13 @@ def _dialect(name: str) -> Callable[[Request], None]:
 
 
 def _key_check(settings: Settings) -> Callable[..., None]:
-    providers = (settings.simulator, settings.vocode, settings.voxpria)
+    providers = (
+        settings.simulator,
+        settings.vocode,
+        settings.voxpria,
+        settings.vapi,
+        settings.retell,
+    )
     keys = [key for p in providers if (key := p.api_key.get_secret_value())]
 
     def require_key(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -71,7 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="Switchboard provider simulator",
-        description="A fake voice provider speaking the simulator, Vocode and Voxpria APIs.",
+        description="A fake voice provider speaking the simulator, Vocode, Voxpria, Vapi "
+        "and Retell APIs.",
         lifespan=lifespan,
     )
     app.state.simulator = simulator
@@ -100,13 +110,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     for dialect in DIALECTS:
         app.include_router(
-            dialect.router(simulator),
+            dialect.router,
             dependencies=[
                 Depends(_dialect(dialect.NAME)),
                 Depends(require_key),
                 Depends(provider_latency),
             ],
         )
+
+    # Browser-voice sessions: ElevenLabs' dialect, its own `xi-api-key` check.
+    app.include_router(convai.router(settings))
+
+    @app.get("/recordings/{call_id}.wav", dependencies=[Depends(require_key)])
+    async def recording(call_id: str, range: Annotated[str | None, Header()] = None) -> Response:
+        """The audio the Voxpria, Vapi and Retell dialects link to (with any API key)."""
+        return recording_response(simulator.get(call_id), range)
 
     @app.get("/_sim/calls", include_in_schema=False)
     async def calls_log() -> dict[str, list[dict[str, str | None]]]:

@@ -7,7 +7,7 @@ import logging
 
 import httpx
 
-from switchboard_shared.callback_signing import SignatureScheme
+from switchboard_shared.calls.callback_signing import CallbackSigner
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class CallbackSender:
             )
         return self._client
 
-    async def deliver(self, url: str, body: bytes, scheme: SignatureScheme, secret: str) -> bool:
+    async def deliver(self, url: str, body: bytes, scheme: CallbackSigner, secret: str) -> bool:
         """POST `body` to `url`, signed afresh on every attempt; True once a 2xx came back."""
         for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
             headers = {"Content-Type": "application/json", **scheme.sign(secret, body)}

@@ -61,7 +61,12 @@ class SimCall:
     ended_at: datetime | None = None
     transcript: str | None = None
     duration: int | None = None
-    ended_reason: str | None = None
+    # How the call ended, in the simulator's words; each dialect renders its own code.
+    ended_by: str | None = None
+    recording: bool = False  # a recording of the call can be fetched
+    # Where the simulator was reached when the call was created: recording URLs use it.
+    base_url: str = ""
+    inline_agent: dict[str, Any] | None = None  # Vocode: the agent sent in the create
     # The timeline task, and the last callback delivery (the next one waits for it).
     timeline: asyncio.Task[None] | None = None
     delivery: asyncio.Task[None] | None = None
@@ -76,6 +81,7 @@ class CallBook:
         # Reference or idempotency key -> ids of the calls created with it, oldest first.
         self._by_reference: dict[str, list[str]] = {}
         self._attempts: dict[str, int] = {}
+        self._first_attempts: dict[str, float] = {}
         self._max_calls = max_calls
 
     def get(self, call_id: str) -> SimCall | None:
@@ -119,6 +125,12 @@ class CallBook:
             self._attempts.clear()
         self._attempts[key] = self._attempts.get(key, 0) + 1
         return self._attempts[key]
+
+    def first_attempt(self, key: str, at: float) -> float:
+        """When the first create attempt under `key` came (`at`, for the first one)."""
+        if len(self._first_attempts) > self._max_calls:
+            self._first_attempts.clear()
+        return self._first_attempts.setdefault(key, at)
 
     def __len__(self) -> int:
         return len(self._calls)

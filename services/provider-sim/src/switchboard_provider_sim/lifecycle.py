@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,27 +18,30 @@ from switchboard_provider_sim.callbacks import CallbackSender
 from switchboard_provider_sim.calls import CallBook, SimCall, SimStatus, now
 from switchboard_provider_sim.errors import SimError
 from switchboard_provider_sim.scenarios import FLAKY_CREATE_FAILURES, Scenario, scenario_for
-from switchboard_shared.callback_signing import SignatureScheme
-from switchboard_shared.settings import Settings
+from switchboard_shared.calls.callback_signing import CallbackSigner
+from switchboard_shared.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ENDED_REASONS: dict[SimStatus, str] = {
-    SimStatus.COMPLETED: "hangup",
-    SimStatus.FAILED: "provider_error",
+# How a call that ended in each status ended, in the simulator's words (`SimCall.ended_by`).
+ENDED_BY: dict[SimStatus, str] = {
+    SimStatus.COMPLETED: "customer_hangup",
+    SimStatus.FAILED: "error",
     SimStatus.NO_ANSWER: "no_answer",
     SimStatus.BUSY: "busy",
     SimStatus.CANCELED: "canceled",
 }
+VOICEMAIL = "voicemail"  # ended_by of a call a voicemail answered
 
 
 @dataclass(frozen=True)
 class CallbackFormat:
     """How one dialect calls back: its body, where it goes, and how it is signed."""
 
-    body: Callable[[SimCall], dict[str, Any] | None]
+    # The message(s) of the call's current state, None for a state it reports nothing of.
+    body: Callable[[SimCall], dict[str, Any] | list[dict[str, Any]] | None]
     url: Callable[[SimCall], str]
-    scheme: SignatureScheme
+    scheme: CallbackSigner
     secret: str
     new_id: Callable[[], str]  # the dialect's id style
 
@@ -51,11 +55,33 @@ class CreateRequest:
     callback_url: str | None
     idempotency_key: str | None
     reference: str | None = None  # native only: the caller's id for the call
+    base_url: str = ""  # where the caller reached the simulator
+    # Vocode only: an agent sent inline (prompt, greeting) instead of an agent id.
+    inline_agent: Mapping[str, Any] | None = None
+
+
+def _name(call: SimCall, unknown: str = "there") -> str:
+    return str(call.variables.get("name") or call.variables.get("customer_name") or unknown)
+
+
+def analysis_for(call: SimCall) -> dict[str, Any] | None:
+    """The post-call analysis of a conversation that took place (summary, success,
+    extracted fields); None for a call nobody talked in."""
+    if call.status is not SimStatus.COMPLETED or call.ended_by == VOICEMAIL:
+        return None
+    return {
+        "summary": f"The assistant reached {_name(call, 'the customer')}, who had no "
+        "further questions.",
+        "successful": True,
+        "fields": {"callback_requested": False, "customer_name": _name(call, "") or None},
+    }
 
 
 def transcript_for(call: SimCall, finished: bool) -> str:
     """A short generated conversation; a call that failed mid-way stops early."""
-    name = str(call.variables.get("name") or call.variables.get("customer_name") or "there")
+    name = _name(call)
+    if call.scenario is Scenario.VOICEMAIL:
+        return f"agent: Hello {name}, this is your assistant; please call us back. Goodbye."
     lines = [
         f"agent: Hello {name}, this is your assistant calling as requested.",
         "user: Hi, yes, I can talk now.",
@@ -80,19 +106,25 @@ class Simulator:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- API operations ----------------------------------------------------------------
-    def create(self, dialect: str, request: CreateRequest) -> tuple[SimCall, bool]:
+    async def create(self, dialect: str, request: CreateRequest) -> tuple[SimCall, bool]:
         """Accept a call and start its timeline; returns (call, created).
 
         A repeated idempotency key returns the call it created (created=False). Raises
-        SimError: 400 for an invalid number, 500 for the failing test numbers.
+        SimError: 400 for an invalid number, 500/503 for the failing test numbers. The
+        accepted-then-timeout number answers only after `sim_accept_timeout_seconds`.
         """
         if existing := self.calls.by_idempotency_key(request.idempotency_key):
             return existing, False
         scenario = scenario_for(request.to_number)
         if scenario is Scenario.CREATE_ERROR:
             raise SimError(500, "internal_error", "simulated provider failure")
+        if scenario is Scenario.OUTAGE:
+            key = request.idempotency_key or request.reference or request.to_number
+            started = self.calls.first_attempt(key, time.monotonic())
+            if time.monotonic() - started < self._settings.sim_outage_seconds:
+                raise SimError(503, "unavailable", "simulated provider outage")
         if scenario is Scenario.FLAKY_CREATE:
-            key = request.idempotency_key or request.to_number
+            key = request.idempotency_key or request.reference or request.to_number
             if self.calls.count_attempt(key) <= FLAKY_CREATE_FAILURES:
                 raise SimError(500, "internal_error", "simulated transient provider failure")
         if scenario is Scenario.INVALID_NUMBER or not _valid_number(request.to_number):
@@ -108,9 +140,13 @@ class Simulator:
             scenario=scenario,
             idempotency_key=request.idempotency_key,
             reference=request.reference,
+            base_url=request.base_url,
+            inline_agent=dict(request.inline_agent) if request.inline_agent else None,
         )
         self.calls.add(call)
         call.timeline = self._spawn(self._play(call))
+        if scenario is Scenario.ACCEPTED_THEN_TIMEOUT:
+            await asyncio.sleep(self._settings.sim_accept_timeout_seconds)
         return call, True
 
     def get(self, call_id: str) -> SimCall:
@@ -178,7 +214,13 @@ class Simulator:
             call.transcript = transcript_for(call, finished=status is not SimStatus.FAILED)
         else:
             call.duration = 0
-        call.ended_reason = ENDED_REASONS[status]
+        call.ended_by = ENDED_BY[status]
+        if status is SimStatus.COMPLETED and call.scenario is Scenario.VOICEMAIL:
+            call.ended_by = VOICEMAIL
+        # Every call the simulator completes is recorded, but on the number that says not.
+        call.recording = (
+            status is SimStatus.COMPLETED and call.scenario is not Scenario.NO_RECORDING
+        )
         self._advance(call, status)
 
     # --- callbacks -------------------------------------------------------------------------
@@ -186,19 +228,18 @@ class Simulator:
         """Queue the callback for the call's current state behind its previous one."""
         fmt = self._formats[call.dialect]
         payload = fmt.body(call)
-        if payload is None:
-            return
-        body = json.dumps(payload).encode()
-        call.delivery = self._spawn(
-            self._deliver_after(call.delivery, fmt.url(call), body, fmt.scheme, fmt.secret)
-        )
+        for message in payload if isinstance(payload, list) else [payload] if payload else []:
+            body = json.dumps(message).encode()
+            call.delivery = self._spawn(
+                self._deliver_after(call.delivery, fmt.url(call), body, fmt.scheme, fmt.secret)
+            )
 
     async def _deliver_after(
         self,
         previous: asyncio.Task[None] | None,
         url: str,
         body: bytes,
-        scheme: SignatureScheme,
+        scheme: CallbackSigner,
         secret: str,
     ) -> None:
         if previous is not None and not previous.done():

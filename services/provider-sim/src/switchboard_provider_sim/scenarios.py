@@ -15,6 +15,10 @@ class Scenario(StrEnum):
     SILENT = "silent"
     FLAKY_CREATE = "flaky_create"
     INVALID_NUMBER = "invalid_number"
+    OUTAGE = "outage"
+    ACCEPTED_THEN_TIMEOUT = "accepted_then_timeout"
+    VOICEMAIL = "voicemail"
+    NO_RECORDING = "no_recording"
 
 
 TEST_NUMBERS: dict[str, Scenario] = {
@@ -26,7 +30,17 @@ TEST_NUMBERS: dict[str, Scenario] = {
     "+15005550006": Scenario.SILENT,
     "+15005550007": Scenario.FLAKY_CREATE,
     "+15005550008": Scenario.INVALID_NUMBER,
+    "+15005550009": Scenario.OUTAGE,
+    "+15005550010": Scenario.ACCEPTED_THEN_TIMEOUT,
+    "+15005550011": Scenario.VOICEMAIL,
+    "+15005550012": Scenario.NO_RECORDING,
 }
+# Provider down (connection refused) needs no number: point a provider's base URL at a
+# port nothing listens on. OUTAGE answers 503 to every create for that number (per
+# idempotency key) for `sim_outage_seconds` after its first attempt, then accepts.
+# ACCEPTED_THEN_TIMEOUT places the call, then holds the answer for
+# `sim_accept_timeout_seconds` (longer than a client's timeout): the caller cannot
+# know the call exists, and a retry with the same idempotency key returns it at once.
 
 # A FLAKY_CREATE number fails this many create attempts (per call) before it succeeds.
 FLAKY_CREATE_FAILURES = 2

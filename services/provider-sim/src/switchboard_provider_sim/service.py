@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from switchboard_provider_sim.app import create_app
-from switchboard_shared.runtime import ServiceParts
-from switchboard_shared.settings import Settings
+from switchboard_shared.runtime.process import ServiceParts
+from switchboard_shared.runtime.settings import Settings
 
 
 def parts(settings: Settings, mount_path: str | None = None) -> ServiceParts:

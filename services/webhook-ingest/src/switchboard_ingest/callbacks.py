@@ -9,15 +9,16 @@ from enum import StrEnum
 
 from opentelemetry import propagate, trace
 
-from switchboard_shared import callback_signing
 from switchboard_shared.adapters.providers.http import json_object
 from switchboard_shared.adapters.providers.simulator import parse_call
-from switchboard_shared.call_updates import apply_provider_state, watchdog_deadline
-from switchboard_shared.callback_signing import read_callback_reference
-from switchboard_shared.domain.calls import Call
-from switchboard_shared.http_errors import ApiError
-from switchboard_shared.logs import call_scope
-from switchboard_shared.metrics import CALLBACKS_RECEIVED
+from switchboard_shared.calls import callback_signing
+from switchboard_shared.calls.callback_signing import read_callback_reference
+from switchboard_shared.calls.provider_updates import apply_provider_state, watchdog_deadline
+from switchboard_shared.domain.call_changes import CallChanges, CallGuard
+from switchboard_shared.domain.calls import Call, read_dial_reference, utcnow
+from switchboard_shared.domain.errors import MalformedInput, NotAuthenticated, NotFound
+from switchboard_shared.observability.logs import call_scope
+from switchboard_shared.observability.metrics import CALLBACKS_RECEIVED
 from switchboard_shared.ports import (
     Bus,
     InvalidCallback,
@@ -26,7 +27,7 @@ from switchboard_shared.ports import (
     ProviderCallState,
     Store,
 )
-from switchboard_shared.settings import Settings
+from switchboard_shared.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -63,16 +64,16 @@ class CallbackIngest:
         `reference` is the `ref` of the callback URL the dialer gave the provider."""
         provider = self._providers.get(provider_name)
         if provider is None:
-            raise ApiError(404, "unknown_provider", f"no provider named {provider_name!r}")
+            raise NotFound("unknown_provider", f"no provider named {provider_name!r}")
         try:
             state = provider.parse_callback(headers, body)
         except InvalidCallback as exc:
             CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
             log.warning("rejected callback from %s: %s", provider_name, exc)
-            raise ApiError(401, "invalid_signature", str(exc)) from exc
+            raise NotAuthenticated("invalid_signature", str(exc)) from exc
         except MalformedCallback as exc:
             CALLBACKS_RECEIVED.labels(provider_name, "rejected").inc()
-            raise ApiError(400, "malformed_callback", str(exc)) from exc
+            raise MalformedInput("malformed_callback", str(exc)) from exc
         return await self.apply(provider_name, state, reference)
 
     async def generic(
@@ -93,15 +94,15 @@ class CallbackIngest:
             break
         if sender is None:
             CALLBACKS_RECEIVED.labels("generic", "rejected").inc()
-            raise ApiError(
-                401, "invalid_signature", "the callback signature matches no provider secret"
+            raise NotAuthenticated(
+                "invalid_signature", "the callback signature matches no provider secret"
             )
         try:
             # The simulator's callbacks are the generic format: one parser for both.
             state = parse_call(json_object(body), "provider_call_id")
         except MalformedCallback as exc:
             CALLBACKS_RECEIVED.labels(sender, "rejected").inc()
-            raise ApiError(400, "malformed_callback", str(exc)) from exc
+            raise MalformedInput("malformed_callback", str(exc)) from exc
         return await self.apply(sender, state, reference)
 
     async def apply(
@@ -117,8 +118,8 @@ class CallbackIngest:
                 provider_name,
                 state.provider_call_id,
             )
-            raise ApiError(
-                404, "unknown_call", f"no call has provider call id {state.provider_call_id!r}"
+            raise NotFound(
+                "unknown_call", f"no call has provider call id {state.provider_call_id!r}"
             )
         # Rejoin the trace of the request that created the call.
         parent = propagate.extract(call.trace_context)
@@ -135,9 +136,9 @@ class CallbackIngest:
                 state,
                 also=also,
                 # Attach the provider call only to a call that has none yet.
-                expected={"provider_call_id": None} if also else None,
+                guard=CallGuard(provider_call_id=None) if also is not None else None,
             )
-            if updated is None and also:
+            if updated is None and also is not None:
                 # The dialer recorded the call meanwhile: apply as to any known call.
                 updated = await apply_provider_state(self._store, self._bus, call, state)
         outcome = CallbackOutcome.APPLIED if updated else CallbackOutcome.DUPLICATE
@@ -147,33 +148,35 @@ class CallbackIngest:
 
     async def _referenced_call(
         self, provider_name: str, state: ProviderCallState, reference: str | None
-    ) -> tuple[Call | None, dict[str, object]]:
+    ) -> tuple[Call | None, CallChanges | None]:
         """The call a signed `reference` names, when it is this provider's call or has no
         provider call yet (its dialer has not recorded it, or died first); with the
-        fields that attach the provider call to it. (None, {}) otherwise."""
+        changes that attach the provider call to it (None: attached already). (None,
+        None) otherwise."""
         settings = self._settings.provider_settings().get(provider_name)
         if reference is None or settings is None:
-            return None, {}
-        call_id = read_callback_reference(settings.callback_secret.get_secret_value(), reference)
-        if call_id is None:
+            return None, None
+        signed = read_callback_reference(settings.callback_secret.get_secret_value(), reference)
+        if signed is None:
             log.warning("callback from %s with a reference we did not sign", provider_name)
-            return None, {}
+            return None, None
+        call_id, attempt = read_dial_reference(signed)
         call = await self._store.get_call(call_id)
-        if call is None:
-            return None, {}
+        if call is None or call.attempt != attempt:
+            return None, None  # none, or an earlier attempt's late callback: not this dial
         if call.provider_call_id == state.provider_call_id and call.provider == provider_name:
-            return call, {}
+            return call, None
         if call.provider_call_id is not None:
-            return None, {}  # another provider call of ours: found by its own id, if at all
-        also: dict[str, object] = {
-            "provider": provider_name,
-            "provider_call_id": state.provider_call_id,
-        }
+            return None, None  # another provider call of ours: found by its own id, if at all
+        also = CallChanges(
+            provider=provider_name,
+            provider_call_id=state.provider_call_id,
+            dialed_at=call.dialing_at or utcnow(),  # the create that reached the provider
+        )
         agent = await self._store.get_agent(call.agent)
         if agent is not None and not state.status.is_terminal:
-            also["watchdog_deadline"] = watchdog_deadline(
-                agent, self._settings.watchdog_grace_seconds
-            )
+            deadline = watchdog_deadline(agent, self._settings.watchdog_grace_seconds)
+            also = also.plus(CallChanges(watchdog_deadline=deadline))
         log.info("callback attached to its call by our reference", extra={"call_id": call_id})
         return call, also
 

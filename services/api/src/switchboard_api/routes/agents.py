@@ -6,17 +6,21 @@ from fastapi import APIRouter
 
 from switchboard_api.call_requests import may_use_agent
 from switchboard_api.deps import StoreDep, TenantDep
+from switchboard_api.error_codes import (
+    TENANT_ROUTE,
+)
+from switchboard_api.json_body import JsonApiRoute
 from switchboard_api.schemas import AgentList
-from switchboard_shared.http_errors import error_responses_doc
+from switchboard_shared.http.errors import error_responses_doc
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=JsonApiRoute)
 
 
 @router.get(
     "",
     response_model=AgentList,
     summary="List agents",
-    responses=error_responses_doc(401, 500),
+    responses=error_responses_doc(*TENANT_ROUTE),
 )
 async def list_agents(tenant: TenantDep, store: StoreDep) -> AgentList:
     """Enabled agents this tenant may use: key, name, description and language only."""

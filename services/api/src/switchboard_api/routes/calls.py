@@ -11,29 +11,51 @@ from opentelemetry import propagate
 
 from switchboard_api.call_requests import build_call
 from switchboard_api.deps import BusDep, PageCursor, PageLimit, SettingsDep, StoreDep, TenantDep
+from switchboard_api.error_codes import (
+    BROKER_UNAVAILABLE,
+    CALL_NOT_CANCELABLE,
+    CALL_NOT_FOUND,
+    CALLING_WINDOW_NEVER_OPENS,
+    IDEMPOTENCY_KEY_REUSED,
+    INVALID_CURSOR,
+    INVALID_PHONE,
+    INVALID_WEBHOOK_URL,
+    METADATA_TOO_LARGE,
+    NUMBER_BLOCKED,
+    PAYLOAD_TOO_LARGE,
+    TENANT_ROUTE,
+    UNKNOWN_AGENT,
+    VALIDATION_ERROR,
+    VARIABLES_TOO_LARGE,
+)
+from switchboard_api.json_body import JsonApiRoute
 from switchboard_api.schemas import CallList, CreateCallRequest, CreateCallResponse
-from switchboard_shared import outbox
+from switchboard_shared.calls import outbox
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.domain.call_changes import CallChanges, CallGuard
 from switchboard_shared.domain.calls import LIVE_STATUSES, Call, CallFilter, CallStatus, CallView
+from switchboard_shared.domain.ended_reasons import EndedReason
 from switchboard_shared.domain.tenants import Tenant
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.http_errors import ApiError, error_responses_doc
-from switchboard_shared.metrics import CALLS_CREATED
+from switchboard_shared.http.errors import ApiError, clip, error_responses_doc
+from switchboard_shared.observability.metrics import CALLS_CREATED
 from switchboard_shared.ports import IdempotencyConflict, PublishError, Store
 
-router = APIRouter(prefix="/v1/calls", tags=["calls"])
+router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=JsonApiRoute)
 
 # Each round re-reads a call whose status moved under us; a few rounds settle any race.
 _CANCEL_ROUNDS = 3
+_NOT_DIALED = frozenset({CallStatus.SCHEDULED, CallStatus.QUEUED})
 
 
-async def _tenant_call(store: Store, tenant: Tenant, call_id: str) -> Call:
+async def tenant_call(store: Store, tenant: Tenant, call_id: str) -> Call:
+    """The key's tenant's call `call_id`; 404 `call_not_found` for any other."""
     try:
         canonical = str(uuid.UUID(call_id))
     except ValueError:
         canonical = None
     call = await store.get_call(canonical, tenant.tenant_id) if canonical else None
     if call is None:
-        raise ApiError(404, "call_not_found", f"no call '{call_id}'")
+        raise ApiError(404, "call_not_found", f"no call '{clip(call_id)}'")
     return call
 
 
@@ -49,7 +71,19 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     status_code=201,
     response_model=CreateCallResponse,
     summary="Create a call",
-    responses=error_responses_doc(401, 413, 422, 500),
+    responses=error_responses_doc(
+        *TENANT_ROUTE,
+        PAYLOAD_TOO_LARGE,
+        VALIDATION_ERROR,
+        INVALID_PHONE,
+        NUMBER_BLOCKED,
+        UNKNOWN_AGENT,
+        VARIABLES_TOO_LARGE,
+        METADATA_TOO_LARGE,
+        INVALID_WEBHOOK_URL,
+        CALLING_WINDOW_NEVER_OPENS,
+        IDEMPOTENCY_KEY_REUSED,
+    ),
 )
 async def create_call(
     body: CreateCallRequest,
@@ -67,7 +101,9 @@ async def create_call(
         ),
     ] = None,
 ) -> CreateCallResponse:
-    """Queue an outbound call to `phone` through the internal `agent`.
+    """Queue an outbound call to `phone` through the internal `agent`, or schedule it:
+    with a `scheduled_at` in the future or a `calling_window` that is closed now the
+    call is `scheduled` and dialed when due; a `retry` policy redials it.
 
     With an `Idempotency-Key`, repeating the request with the same body within the
     idempotency window returns the original 201 (header `Idempotent-Replayed: true`);
@@ -90,19 +126,22 @@ async def create_call(
         ) from exc
     if created:
         CALLS_CREATED.labels(stored.agent).inc()
-        # False means the broker is down: the event stays pending and the relay sends it.
-        await outbox.publish_call_event(store, bus, stored)
+        if stored.publish_pending:
+            # False means the broker is down: the event stays pending for the relay.
+            await outbox.publish_call_event(store, bus, stored)
     else:
         response.headers["Idempotent-Replayed"] = "true"
-    # The original response of a replay is the creation's: the call was queued then.
-    return CreateCallResponse(call_id=stored.call_id, status=CallStatus.QUEUED)
+    # The original response of a replay is the creation's: the call was queued then, or
+    # scheduled when its first attempt was not due yet.
+    initial = CallStatus.SCHEDULED if stored.scheduled_at is not None else CallStatus.QUEUED
+    return CreateCallResponse(call_id=stored.call_id, status=initial)
 
 
 @router.get(
     "",
     response_model=CallList,
     summary="List calls",
-    responses=error_responses_doc(400, 401, 422, 500),
+    responses=error_responses_doc(*TENANT_ROUTE, INVALID_CURSOR, VALIDATION_ERROR),
 )
 async def list_calls(
     tenant: TenantDep,
@@ -111,6 +150,7 @@ async def list_calls(
     cursor: PageCursor = None,
     status: Annotated[CallStatus | None, Query(description="Only calls in this status.")] = None,
     agent: Annotated[str | None, Query(description="Only calls of this agent.")] = None,
+    batch_id: Annotated[str | None, Query(description="Only calls of this batch.")] = None,
     created_after: Annotated[
         datetime | None, Query(description="ISO 8601; calls created strictly after.")
     ] = None,
@@ -126,6 +166,7 @@ async def list_calls(
     filters = CallFilter(
         status=status,
         agent=agent,
+        batch_id=batch_id,
         created_after=_as_utc(created_after),
         created_before=_as_utc(created_before),
     )
@@ -138,11 +179,11 @@ async def list_calls(
     "/{call_id}",
     response_model=CallView,
     summary="Get a call",
-    responses=error_responses_doc(401, 404, 500),
+    responses=error_responses_doc(*TENANT_ROUTE, CALL_NOT_FOUND),
 )
 async def get_call(call_id: str, tenant: TenantDep, store: StoreDep) -> CallView:
     """The normalized call: status, transcript, duration and timestamps."""
-    return (await _tenant_call(store, tenant, call_id)).public_view()
+    return (await tenant_call(store, tenant, call_id)).public_view()
 
 
 @router.post(
@@ -151,31 +192,36 @@ async def get_call(call_id: str, tenant: TenantDep, store: StoreDep) -> CallView
     summary="Cancel a call",
     responses={
         202: {"model": CallView, "description": "Hang-up requested for a live call"},
-        **error_responses_doc(401, 404, 409, 500, 503),
+        **error_responses_doc(
+            *TENANT_ROUTE, CALL_NOT_FOUND, CALL_NOT_CANCELABLE, BROKER_UNAVAILABLE
+        ),
     },
 )
 async def cancel_call(
     call_id: str, tenant: TenantDep, store: StoreDep, bus: BusDep, response: Response
 ) -> CallView:
-    """Cancel a queued call (200, now `canceled`) or hang up a live one (202: the call
-    ends shortly with status `canceled`). A call that already ended is a 409."""
-    call = await _tenant_call(store, tenant, call_id)
+    """Cancel a scheduled or queued call (200, now `canceled`: no attempt follows) or hang
+    up a live one (202: the call ends shortly with status `canceled`, and is not
+    redialed). A call that already ended is a 409."""
+    call = await tenant_call(store, tenant, call_id)
     for _ in range(_CANCEL_ROUNDS):
-        if call.status is CallStatus.QUEUED:
+        if call.status in _NOT_DIALED:
             canceled = await outbox.transition(
                 store,
                 bus,
                 call.call_id,
                 CallStatus.CANCELED,
-                {"ended_reason": "canceled_by_customer"},
+                CallChanges(ended_reason=EndedReason.CANCELED_BY_CUSTOMER),
                 # A dialer may have taken it meanwhile: then it needs a hang-up instead.
-                expected={"status": CallStatus.QUEUED.value},
+                guard=CallGuard(statuses=_NOT_DIALED),
             )
             if canceled is not None:
                 return canceled.public_view()
         elif call.status in LIVE_STATUSES:
             flagged = await store.update_call(
-                call.call_id, {"cancel_requested": True}, expected_statuses=LIVE_STATUSES
+                call.call_id,
+                CallChanges(cancel_requested=True),
+                guard=CallGuard(statuses=LIVE_STATUSES),
             )
             if flagged is not None:
                 await _request_hang_up(bus, flagged)
@@ -183,7 +229,7 @@ async def cancel_call(
                 return flagged.public_view()
         else:
             break
-        call = await _tenant_call(store, tenant, call_id)
+        call = await tenant_call(store, tenant, call_id)
     raise ApiError(409, "call_not_cancelable", f"the call is already {call.status.value}")
 
 

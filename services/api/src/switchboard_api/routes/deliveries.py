@@ -7,18 +7,40 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_api.deps import BusDep, PageCursor, PageLimit, StoreDep, TenantDep
+from switchboard_api.error_codes import (
+    BROKER_UNAVAILABLE,
+    DELIVERY_NOT_FOUND,
+    INVALID_CURSOR,
+    TENANT_ROUTE,
+    VALIDATION_ERROR,
+)
+from switchboard_api.json_body import JsonApiRoute
+from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.domain.webhooks import Delivery, DeliveryFilter, DeliveryStatus
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.http_errors import ApiError, error_responses_doc
+from switchboard_shared.http.errors import ApiError, clip, error_responses_doc
 from switchboard_shared.ports import PublishError, Store
 
-router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"], route_class=JsonApiRoute)
 
 
 class DeliveryAttemptView(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "at": "2026-01-15T09:30:46Z",
+                    "status_code": 503,
+                    "latency_ms": 84,
+                    "error": "HTTP 503",
+                    "response_body": "Service Unavailable",
+                }
+            ]
+        }
+    )
+
     at: datetime = Field(description="When the attempt started.")
     status_code: int | None = Field(description="The receiver's HTTP status; null if none.")
     latency_ms: int | None
@@ -27,6 +49,25 @@ class DeliveryAttemptView(BaseModel):
 
 
 class DeliverySummary(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "dlv_5e6f7a8b9c0d",
+                    "event_id": "evt_0a1b2c3d4e5f",
+                    "event_type": "call.completed",
+                    "call_id": "6f1c2d3e-8a4b-4c5d-9e6f-7a8b9c0d1e2f",
+                    "url": "https://example.com/switchboard",
+                    "status": "pending",
+                    "attempt_count": 1,
+                    "last_status_code": 503,
+                    "created_at": "2026-01-15T09:30:46Z",
+                    "updated_at": "2026-01-15T09:30:47Z",
+                }
+            ]
+        }
+    )
+
     delivery_id: str
     event_id: str = Field(description="The webhook's `id` and `webhook-id` header.")
     event_type: str
@@ -42,11 +83,82 @@ class DeliverySummary(BaseModel):
 
 
 class DeliveryDetail(DeliverySummary):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "dlv_5e6f7a8b9c0d",
+                    "event_id": "evt_0a1b2c3d4e5f",
+                    "event_type": "call.completed",
+                    "call_id": "6f1c2d3e-8a4b-4c5d-9e6f-7a8b9c0d1e2f",
+                    "url": "https://example.com/switchboard",
+                    "status": "pending",
+                    "attempt_count": 1,
+                    "last_status_code": 503,
+                    "created_at": "2026-01-15T09:30:46Z",
+                    "updated_at": "2026-01-15T09:30:47Z",
+                    "payload": {
+                        "type": "call.completed",
+                        "id": "evt_0a1b2c3d4e5f",
+                        "created_at": "2026-01-15T09:30:46Z",
+                        "data": {
+                            "call_id": "6f1c2d3e-8a4b-4c5d-9e6f-7a8b9c0d1e2f",
+                            "status": "completed",
+                            "agent": "altynai",
+                            "phone": "+996700000000",
+                            "transcript": "agent: Hello\nuser: Hi",
+                            "duration": 42,
+                            "created_at": "2026-01-15T09:30:00Z",
+                            "started_at": "2026-01-15T09:30:04Z",
+                            "ended_at": "2026-01-15T09:30:46Z",
+                            "ended_reason": "completed",
+                            "variables": {"name": "Aida"},
+                            "metadata": {"order_id": "A-1001"},
+                        },
+                    },
+                    "attempts": [
+                        {
+                            "at": "2026-01-15T09:30:46Z",
+                            "status_code": 503,
+                            "latency_ms": 84,
+                            "error": "HTTP 503",
+                            "response_body": "Service Unavailable",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     payload: dict[str, Any] = Field(description="The exact JSON body sent on every attempt.")
     attempts: list[DeliveryAttemptView] = Field(description="Oldest first.")
 
 
 class DeliveryList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        {
+                            "delivery_id": "dlv_5e6f7a8b9c0d",
+                            "event_id": "evt_0a1b2c3d4e5f",
+                            "event_type": "call.completed",
+                            "call_id": "6f1c2d3e-8a4b-4c5d-9e6f-7a8b9c0d1e2f",
+                            "url": "https://example.com/switchboard",
+                            "status": "pending",
+                            "attempt_count": 1,
+                            "last_status_code": 503,
+                            "created_at": "2026-01-15T09:30:46Z",
+                            "updated_at": "2026-01-15T09:30:47Z",
+                        }
+                    ],
+                    "next_cursor": "eyJjcmVhdGVkX2F0IjoiMjAyNi0wMS0xNVQwOTozMDowMFoifQ",
+                }
+            ]
+        }
+    )
+
     data: list[DeliverySummary]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
@@ -54,6 +166,12 @@ class DeliveryList(BaseModel):
 
 
 class ReplayAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"delivery_id": "dlv_5e6f7a8b9c0d", "event_id": "evt_9f8e7d6c5b4a"}]
+        }
+    )
+
     delivery_id: str
     event_id: str = Field(description="Id of the replay request (not of the webhook).")
 
@@ -77,7 +195,7 @@ def _summary_fields(delivery: Delivery) -> dict[str, Any]:
 async def _tenant_delivery(store: Store, tenant_id: str, delivery_id: str) -> Delivery:
     delivery = await store.get_delivery(delivery_id, tenant_id)
     if delivery is None:
-        raise ApiError(404, "delivery_not_found", f"no webhook delivery '{delivery_id}'")
+        raise ApiError(404, "delivery_not_found", f"no webhook delivery '{clip(delivery_id)}'")
     return delivery
 
 
@@ -85,7 +203,7 @@ async def _tenant_delivery(store: Store, tenant_id: str, delivery_id: str) -> De
     "",
     response_model=DeliveryList,
     summary="List webhook deliveries",
-    responses=error_responses_doc(400, 401, 422, 500),
+    responses=error_responses_doc(*TENANT_ROUTE, INVALID_CURSOR, VALIDATION_ERROR),
 )
 async def list_deliveries(
     tenant: TenantDep,
@@ -110,7 +228,7 @@ async def list_deliveries(
     "/{delivery_id}",
     response_model=DeliveryDetail,
     summary="Get a webhook delivery",
-    responses=error_responses_doc(401, 404, 500),
+    responses=error_responses_doc(*TENANT_ROUTE, DELIVERY_NOT_FOUND),
 )
 async def get_delivery(delivery_id: str, tenant: TenantDep, store: StoreDep) -> DeliveryDetail:
     """One delivery with its payload and every attempt (time, status, latency, error)."""
@@ -127,7 +245,7 @@ async def get_delivery(delivery_id: str, tenant: TenantDep, store: StoreDep) -> 
     status_code=202,
     response_model=ReplayAccepted,
     summary="Send a delivery again",
-    responses=error_responses_doc(401, 404, 500, 503),
+    responses=error_responses_doc(*TENANT_ROUTE, DELIVERY_NOT_FOUND, BROKER_UNAVAILABLE),
 )
 async def retry_delivery(
     delivery_id: str, tenant: TenantDep, store: StoreDep, bus: BusDep

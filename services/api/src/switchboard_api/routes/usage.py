@@ -1,29 +1,40 @@
-"""`/v1/usage`: call totals of the key's tenant."""
+"""`/v1/usage`: call and session totals of the key's tenant."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from switchboard_api.deps import StoreDep, TenantDep
-from switchboard_api.schemas import UsageView
+from switchboard_api.error_codes import (
+    TENANT_ROUTE,
+)
+from switchboard_api.json_body import JsonApiRoute
+from switchboard_api.schemas import SessionSeconds, UsageView
 from switchboard_shared.domain.calls import CallStatus
-from switchboard_shared.http_errors import error_responses_doc
+from switchboard_shared.domain.sessions import Elapsed
+from switchboard_shared.http.errors import error_responses_doc
 
-router = APIRouter(prefix="/v1/usage", tags=["usage"])
+router = APIRouter(prefix="/v1/usage", tags=["usage"], route_class=JsonApiRoute)
 
 
 @router.get(
     "",
     response_model=UsageView,
     summary="Get usage",
-    responses=error_responses_doc(401, 500),
+    responses=error_responses_doc(*TENANT_ROUTE),
 )
 async def get_usage(tenant: TenantDep, store: StoreDep) -> UsageView:
-    """Totals over all of the tenant's calls; `by_status` lists every status, zeros too."""
+    """Totals over all of the tenant's calls (`by_status` lists every status, zeros
+    too) and sessions."""
     usage = await store.usage(tenant.tenant_id)
+    sessions = await store.session_usage(tenant.tenant_id)
+    seconds = Elapsed.of(sessions.session_seconds)
     return UsageView(
         total_calls=usage.total_calls,
         total_seconds=usage.total_seconds,
         active_calls=usage.active_calls,
         by_status={s.value: usage.by_status.get(s.value, 0) for s in CallStatus},
+        total_sessions=sessions.total_sessions,
+        session_seconds=SessionSeconds(seconds=seconds.total_seconds, display=seconds.display),
+        active_sessions=sessions.active_sessions,
     )

@@ -9,20 +9,37 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_api.deps import BusDep, SettingsDep, StoreDep, TenantDep
+from switchboard_api.error_codes import (
+    BROKER_UNAVAILABLE,
+    INVALID_WEBHOOK_URL,
+    PAYLOAD_TOO_LARGE,
+    TENANT_ROUTE,
+    VALIDATION_ERROR,
+    WEBHOOK_NOT_CONFIGURED,
+)
+from switchboard_api.json_body import JsonApiRoute
+from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.domain.webhooks import DEFAULT_WEBHOOK_EVENTS, WebhookEndpoint
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.http_errors import ApiError, error_responses_doc
+from switchboard_shared.http.errors import ApiError, clip, error_responses_doc
 from switchboard_shared.ports import PublishError, Store
-from switchboard_shared.settings import Settings
-from switchboard_shared.ssrf import UnsafeUrl, check_url
-from switchboard_shared.webhook_signing import generate_secret
+from switchboard_shared.runtime.settings import Settings
+from switchboard_shared.webhooks.signing import generate_secret
+from switchboard_shared.webhooks.url_guard import UnsafeUrl, check_url
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=JsonApiRoute)
 
 MAX_URL_LENGTH = 2048
 # The event types an endpoint may subscribe to (`webhook.test` always reaches it).
-SubscribableEvent = Literal["call.dialing", "call.ringing", "call.in_progress", "call.completed"]
+SubscribableEvent = Literal[
+    "call.dialing",
+    "call.ringing",
+    "call.in_progress",
+    "call.attempt_ended",
+    "call.completed",
+    "session.ended",
+    "batch.completed",
+]
 TEST_MESSAGE = "This is a test webhook from Switchboard."
 
 
@@ -44,11 +61,25 @@ class WebhookEndpointRequest(BaseModel):
     events: list[SubscribableEvent] = Field(
         default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS),  # type: ignore[arg-type]
         min_length=1,
-        description="Event types to send; `call.completed` when omitted.",
+        description="Event types to send; `call.completed` and `session.ended` when omitted.",
     )
 
 
 class WebhookEndpointView(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://example.com/switchboard",
+                    "events": ["call.completed"],
+                    "created_at": "2026-01-15T09:00:00Z",
+                    "updated_at": "2026-01-15T09:00:00Z",
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                }
+            ]
+        }
+    )
+
     url: str | None = Field(
         description="Null when only per-call `webhook_url`s are used (they share the secret)."
     )
@@ -62,6 +93,17 @@ class WebhookEndpointView(BaseModel):
 
 
 class RotatedSecret(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                    "previous_secret_expires_at": "2026-01-16T09:00:00Z",
+                }
+            ]
+        }
+    )
+
     secret: str = Field(description="The new signing secret; shown only here.")
     previous_secret_expires_at: datetime | None = Field(
         description="Until then every webhook is also signed with the previous secret."
@@ -69,6 +111,10 @@ class RotatedSecret(BaseModel):
 
 
 class TestEventAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"event_id": "evt_2b7c9d1e4f5a6b7c8d9e0f1a"}]}
+    )
+
     event_id: str = Field(description="The `id` (and `webhook-id`) of the test webhook.")
 
 
@@ -100,7 +146,7 @@ async def checked_url(url: str, settings: Settings) -> str:
             allow_private=settings.webhook_allow_private_networks,
         )
     except UnsafeUrl as exc:
-        raise ApiError(422, "invalid_webhook_url", f"webhook URL refused: {exc}") from None
+        raise ApiError(422, "invalid_webhook_url", f"webhook URL refused: {clip(exc)}") from None
     return url
 
 
@@ -109,7 +155,12 @@ async def checked_url(url: str, settings: Settings) -> str:
     response_model=WebhookEndpointView,
     response_model_exclude_unset=True,
     summary="Set the webhook endpoint",
-    responses={201: {"model": WebhookEndpointView}, **error_responses_doc(401, 422, 500)},
+    responses={
+        201: {"model": WebhookEndpointView, "description": "Created, with its signing secret"},
+        **error_responses_doc(
+            *TENANT_ROUTE, PAYLOAD_TOO_LARGE, VALIDATION_ERROR, INVALID_WEBHOOK_URL
+        ),
+    },
 )
 async def put_webhook(
     body: WebhookEndpointRequest,
@@ -146,7 +197,7 @@ async def put_webhook(
     response_model=WebhookEndpointView,
     response_model_exclude_unset=True,
     summary="Get the webhook endpoint",
-    responses=error_responses_doc(401, 404, 500),
+    responses=error_responses_doc(*TENANT_ROUTE, WEBHOOK_NOT_CONFIGURED),
 )
 async def get_webhook(tenant: TenantDep, store: StoreDep) -> WebhookEndpointView:
     """The endpoint's URL and event types (never the secret); 404 `webhook_not_configured`."""
@@ -158,7 +209,7 @@ async def get_webhook(tenant: TenantDep, store: StoreDep) -> WebhookEndpointView
     status_code=204,
     response_class=Response,
     summary="Delete the webhook endpoint",
-    responses=error_responses_doc(401, 404, 500),
+    responses=error_responses_doc(*TENANT_ROUTE, WEBHOOK_NOT_CONFIGURED),
 )
 async def delete_webhook(tenant: TenantDep, store: StoreDep) -> Response:
     """Remove the endpoint and its secrets; no event is sent to it afterwards."""
@@ -171,7 +222,7 @@ async def delete_webhook(tenant: TenantDep, store: StoreDep) -> Response:
     "/rotate-secret",
     response_model=RotatedSecret,
     summary="Rotate the signing secret",
-    responses=error_responses_doc(401, 500),
+    responses=error_responses_doc(*TENANT_ROUTE),
 )
 async def rotate_secret(tenant: TenantDep, store: StoreDep, settings: SettingsDep) -> RotatedSecret:
     """Issue a new signing secret. The previous one keeps signing too (a second
@@ -216,7 +267,7 @@ async def rotate_secret(tenant: TenantDep, store: StoreDep, settings: SettingsDe
     status_code=202,
     response_model=TestEventAccepted,
     summary="Send a test webhook",
-    responses=error_responses_doc(401, 404, 500, 503),
+    responses=error_responses_doc(*TENANT_ROUTE, WEBHOOK_NOT_CONFIGURED, BROKER_UNAVAILABLE),
 )
 async def send_test_event(tenant: TenantDep, store: StoreDep, bus: BusDep) -> TestEventAccepted:
     """Queue a signed `webhook.test` event to the endpoint; its delivery shows in

@@ -7,13 +7,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
 
 from switchboard_provider_sim.calls import SimCall, SimStatus, iso, now
-from switchboard_provider_sim.lifecycle import CallbackFormat, CreateRequest, Simulator
-from switchboard_shared.callback_signing import VOCODE
-from switchboard_shared.settings import Settings
+from switchboard_provider_sim.deps import SimulatorDep
+from switchboard_provider_sim.lifecycle import CallbackFormat, CreateRequest
+from switchboard_provider_sim.recordings import public_base, recording_response
+from switchboard_shared.calls.callback_signing import VOCODE
+from switchboard_shared.runtime.settings import Settings
 
 NAME = "vocode"
 SIM_USER_ID = "00000000-0000-4000-8000-00000000c0de"
@@ -37,10 +39,19 @@ ERROR_MESSAGES: dict[SimStatus, str] = {
 }
 
 
+class InlineAgent(BaseModel):
+    """Vocode's agent object, sent instead of an agent id."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str
+    initial_message: str | None = None
+
+
 class CreateCallBody(BaseModel):
     from_number: str
     to_number: str
-    agent: str
+    agent: str | InlineAgent
 
 
 class EndCallBody(BaseModel):
@@ -54,16 +65,16 @@ def render(call: SimCall) -> dict[str, Any]:
         "user_id": SIM_USER_ID,
         "status": status,
         "error_message": ERROR_MESSAGES.get(call.status),
-        "recording_available": False,
+        "recording_available": call.recording,
         "transcript": call.transcript,
         "to_number": call.to_number,
         "from_number": call.from_number,
         "agent": {
             "id": call.agent_id,
             "user_id": SIM_USER_ID,
-            "prompt": "",
+            "prompt": (call.inline_agent or {}).get("prompt", ""),
             "actions": [],
-            "initial_message": "",
+            "initial_message": (call.inline_agent or {}).get("initial_message") or "",
         },
         "telephony_status": telephony_status,
         "started_at": iso(call.answered_at),
@@ -111,31 +122,46 @@ def callback_format(settings: Settings, callback_base: str) -> CallbackFormat:
     )
 
 
-def router(sim: Simulator) -> APIRouter:
-    routes = APIRouter(tags=["vocode"])
+router = APIRouter(tags=["vocode"])
 
-    @routes.post("/v1/calls/create")
-    async def create_call(
-        body: CreateCallBody,
-        idempotency_key: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
-        request = CreateRequest(
-            to_number=body.to_number,
-            from_number=body.from_number,
-            agent_id=body.agent,
-            variables={},
-            callback_url=None,
-            idempotency_key=idempotency_key,
-        )
-        call, _ = sim.create(NAME, request)
-        return render(call)
 
-    @routes.get("/v1/calls")
-    async def get_call(call_id: Annotated[str, Query(alias="id")]) -> dict[str, Any]:
-        return render(sim.get(call_id))
+@router.post("/v1/calls/create")
+async def create_call(
+    sim: SimulatorDep,
+    body: CreateCallBody,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    create = CreateRequest(
+        to_number=body.to_number,
+        from_number=body.from_number,
+        agent_id=body.agent if isinstance(body.agent, str) else "inline",
+        inline_agent=None if isinstance(body.agent, str) else body.agent.model_dump(),
+        variables={},
+        callback_url=None,
+        idempotency_key=idempotency_key,
+        base_url=public_base(request),
+    )
+    call, _ = await sim.create(NAME, create)
+    return render(call)
 
-    @routes.post("/v1/calls/end")
-    async def end_call(body: EndCallBody) -> dict[str, Any]:
-        return render(sim.cancel(body.id))
 
-    return routes
+# The audio of a call whose `recording_available` is true. (This router is included
+# before the native one, whose `/v1/calls/{call_id}` would take this path otherwise.)
+@router.get("/v1/calls/recording")
+async def get_recording(
+    sim: SimulatorDep,
+    call_id: Annotated[str, Query(alias="id")],
+    range: Annotated[str | None, Header()] = None,
+) -> Response:
+    return recording_response(sim.get(call_id), range)
+
+
+@router.get("/v1/calls")
+async def get_call(sim: SimulatorDep, call_id: Annotated[str, Query(alias="id")]) -> dict[str, Any]:
+    return render(sim.get(call_id))
+
+
+@router.post("/v1/calls/end")
+async def end_call(sim: SimulatorDep, body: EndCallBody) -> dict[str, Any]:
+    return render(sim.cancel(body.id))

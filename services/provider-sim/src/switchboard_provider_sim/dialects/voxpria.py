@@ -7,14 +7,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from switchboard_provider_sim.calls import SimCall, SimStatus, iso, now
-from switchboard_provider_sim.lifecycle import CallbackFormat, CreateRequest, Simulator
-from switchboard_shared.callback_signing import VOXPRIA
-from switchboard_shared.settings import Settings
+from switchboard_provider_sim.deps import SimulatorDep
+from switchboard_provider_sim.lifecycle import VOICEMAIL, CallbackFormat, CreateRequest
+from switchboard_provider_sim.recordings import public_base, recording_url
+from switchboard_shared.calls.callback_signing import VOXPRIA
+from switchboard_shared.runtime.settings import Settings
 
 NAME = "voxpria"
 
@@ -46,9 +48,9 @@ def render(call: SimCall) -> dict[str, Any]:
         "toNumber": call.to_number,
         "agentId": call.agent_id,
         "duration": call.duration,
-        "recording": None,
+        "recording": recording_url(call),
         "transcript": call.transcript,
-        "outcome": OUTCOMES.get(call.status),
+        "outcome": "voicemail" if call.ended_by == VOICEMAIL else OUTCOMES.get(call.status),
         "createdAt": iso(call.created_at),
         "startedAt": iso(call.answered_at),
         "completedAt": iso(call.ended_at),
@@ -82,31 +84,34 @@ def callback_format(settings: Settings, callback_base: str) -> CallbackFormat:
     )
 
 
-def router(sim: Simulator) -> APIRouter:
-    routes = APIRouter(tags=["voxpria"])
+router = APIRouter(tags=["voxpria"])
 
-    @routes.post("/api/v1/calls", status_code=201)
-    async def create_call(
-        body: CreateCallBody,
-        idempotency_key: Annotated[str | None, Header()] = None,
-    ) -> JSONResponse:
-        request = CreateRequest(
-            to_number=body.toNumber,
-            from_number=None,
-            agent_id=body.agentId,
-            variables=body.variables,
-            callback_url=None,
-            idempotency_key=idempotency_key,
-        )
-        call, created = sim.create(NAME, request)
-        return JSONResponse(envelope(call), status_code=201 if created else 200)
 
-    @routes.get("/api/v1/calls/{call_id}")
-    async def get_call(call_id: str) -> dict[str, Any]:
-        return envelope(sim.get(call_id))
+@router.post("/api/v1/calls", status_code=201)
+async def create_call(
+    sim: SimulatorDep,
+    body: CreateCallBody,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    create = CreateRequest(
+        to_number=body.toNumber,
+        from_number=None,
+        agent_id=body.agentId,
+        variables=body.variables,
+        callback_url=None,
+        idempotency_key=idempotency_key,
+        base_url=public_base(request),
+    )
+    call, created = await sim.create(NAME, create)
+    return JSONResponse(envelope(call), status_code=201 if created else 200)
 
-    @routes.post("/api/v1/calls/{call_id}/cancel")
-    async def cancel_call(call_id: str) -> dict[str, Any]:
-        return envelope(sim.cancel(call_id))
 
-    return routes
+@router.get("/api/v1/calls/{call_id}")
+async def get_call(sim: SimulatorDep, call_id: str) -> dict[str, Any]:
+    return envelope(sim.get(call_id))
+
+
+@router.post("/api/v1/calls/{call_id}/cancel")
+async def cancel_call(sim: SimulatorDep, call_id: str) -> dict[str, Any]:
+    return envelope(sim.cancel(call_id))

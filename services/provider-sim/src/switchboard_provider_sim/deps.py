@@ -1,0 +1,17 @@
+"""Request dependencies of the simulator's routes, as `Annotated` aliases (the api's style)."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from switchboard_provider_sim.lifecycle import Simulator
+
+
+# app.state is untyped: create_app puts the simulator there, so the cast holds.
+def get_simulator(request: Request) -> Simulator:
+    return cast(Simulator, request.app.state.simulator)
+
+
+SimulatorDep = Annotated[Simulator, Depends(get_simulator)]

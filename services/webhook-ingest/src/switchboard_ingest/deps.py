@@ -1,0 +1,17 @@
+"""Request dependencies of the callback routes, as `Annotated` aliases (the api's style)."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from switchboard_ingest.callbacks import CallbackIngest
+
+
+# app.state is untyped: the service's parts put the ingest there, so the cast holds.
+def get_ingest(request: Request) -> CallbackIngest:
+    return cast(CallbackIngest, request.app.state.ingest)
+
+
+IngestDep = Annotated[CallbackIngest, Depends(get_ingest)]
