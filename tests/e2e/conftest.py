@@ -4,6 +4,7 @@ a proxy the tests can cut) and MongoDB (SecantusDB here), seeded with the operat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -18,8 +19,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.support.net import free_port
-from tests.support.processes import ServiceProcess
+from switchboard_testing.broker_hygiene import delete_prefixed, run_prefix
+from switchboard_testing.net import free_port
+from switchboard_testing.processes import ServiceProcess
 from tests.support.tcp_proxy import CuttableProxy
 
 AGENTS_FILE = Path(__file__).parent / "agents.yaml"
@@ -60,15 +62,15 @@ class Pipeline:
 def pipeline_env(
     broker_port: int, mongodb_url: str, database: str, ports: dict[str, int]
 ) -> dict[str, str]:
-    run = uuid.uuid4().hex[:10]
+    run = run_prefix("e2e")
     sim = f"http://127.0.0.1:{ports['provider-sim']}"
     ingest = f"http://127.0.0.1:{ports['webhook-ingest']}"
     env = {
         "SWITCHBOARD_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{broker_port}/",
         "SWITCHBOARD_MONGODB_URL": mongodb_url,
         "SWITCHBOARD_MONGODB_DATABASE": database,
-        "SWITCHBOARD_EXCHANGE": f"e2e.{run}.events",
-        "SWITCHBOARD_QUEUE_PREFIX": f"e2e.{run}.",
+        "SWITCHBOARD_EXCHANGE": f"{run}.events",
+        "SWITCHBOARD_QUEUE_PREFIX": f"{run}.",
         "SWITCHBOARD_CALLBACK_BASE_URL": ingest,
         "SWITCHBOARD_SIM_CALLBACK_URL": ingest,
         "SWITCHBOARD_LOG_LEVEL": "INFO",
@@ -85,12 +87,13 @@ def pipeline_env(
         "SWITCHBOARD_SIM_TALK_SECONDS": "0.3",
         "SWITCHBOARD_SIM_SLOW_ANSWER_SECONDS": "2",
     }
-    for provider in ("SIMULATOR", "VOCODE", "VOXPRIA"):
+    for provider in ("SIMULATOR", "VOCODE", "VOXPRIA", "VAPI", "RETELL"):
         env[f"SWITCHBOARD_{provider}__BASE_URL"] = sim
         env[f"SWITCHBOARD_{provider}__API_KEY"] = f"{provider.lower()}-key"
         env[f"SWITCHBOARD_{provider}__CALLBACK_SECRET"] = f"{provider.lower()}-callback-secret"
         env[f"SWITCHBOARD_{provider}__TIMEOUT_SECONDS"] = "5"
     env["SWITCHBOARD_SIMULATOR__FROM_NUMBER"] = "+15005550000"
+    env["SWITCHBOARD_VAPI__FROM_NUMBER"] = "vapi-phone-number-1"  # Vapi's phoneNumberId
     return env
 
 
@@ -103,6 +106,7 @@ def rabbitmq_port(broker_url: str) -> int:
 async def pipeline(
     request: pytest.FixtureRequest,
     mongodb_url: str,
+    broker_url: str,
     rabbitmq_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Pipeline]:
@@ -130,6 +134,12 @@ async def pipeline(
         for process in reversed(processes.values()):
             await asyncio.to_thread(process.stop)
         await broker.close()
+        # Quorum queues outlive the run: left behind they pile up until the broker chokes
+        # (a later run's start deletes them if this cannot).
+        with contextlib.suppress(Exception):
+            await delete_prefixed(
+                broker_url, env["SWITCHBOARD_QUEUE_PREFIX"], exchange=env["SWITCHBOARD_EXCHANGE"]
+            )
         for process in processes.values():
             if "Traceback" in process.logs():
                 print(f"--- {process.name} log tail ---\n{process.logs()}")

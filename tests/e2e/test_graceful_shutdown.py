@@ -9,11 +9,11 @@ import re
 import httpx
 import pytest
 
+from switchboard_testing.servers import serving
 from tests.e2e.conftest import Pipeline
 from tests.e2e.test_pipeline import create_call, sim_dials, unique_numbers, wait_terminal
 from tests.support.net import eventually
 from tests.support.receiver import WebhookReceiver
-from tests.support.servers import serving
 
 pytestmark = pytest.mark.e2e
 

@@ -23,12 +23,25 @@ TEST_NUMBERS: dict[str, tuple[str, str | None]] = {
     "+15005550002": ("no_answer", None),
     "+15005550003": ("failed", None),
     "+15005550004": ("completed", None),  # slow answer
-    "+15005550005": ("failed", "provider_unavailable"),  # 500 on every create
+    "+15005550005": ("failed", "all_providers_unavailable"),  # 500 on every create
     "+15005550006": ("failed", "provider_timeout"),  # never calls back
     "+15005550007": ("completed", None),  # two 500s, then accepted
     "+15005550008": ("failed", "provider_rejected"),  # 4xx on create
 }
-PROVIDER_WORDS = ("simulator", "vocode", "voxpria", "provider_call_id", "sim-agent", "agent_abc123")
+PROVIDER_WORDS = (
+    "simulator",
+    "vocode",
+    "voxpria",
+    "vapi",
+    "retell",
+    "provider_call_id",
+    "sim-agent",
+    "agent_abc123",
+    "ended_reason_raw",
+)
+AGENTS = ("altynai", "akylai", "altai", "aibek", "aidai")  # one per provider adapter
+# Providers that report an analysis of a completed conversation (Vocode, Voxpria: none).
+ANALYZED = {"altynai", "aibek", "aidai"}
 
 
 def unique_numbers(count: int, block: int) -> list[str]:
@@ -78,11 +91,30 @@ async def test_every_test_number_reaches_its_expected_terminal_status(pipeline: 
         created = {await create_call(client, phone): phone for phone in TEST_NUMBERS}
         normal = {
             await create_call(client, phone, agent): agent
-            for phone, agent in zip(
-                unique_numbers(3, 1), ("altynai", "akylai", "altai"), strict=True
-            )
+            for phone, agent in zip(unique_numbers(len(AGENTS), 1), AGENTS, strict=True)
         }
         calls = await wait_terminal(client, [*created, *normal], within=60)
+
+        async def with_results() -> bool:
+            # Vapi's and Retell's results follow the end: wait for them too.
+            for call_id, agent in normal.items():
+                calls[call_id] = (await client.get(f"/v1/calls/{call_id}")).json()
+                if not calls[call_id]["recording_available"]:
+                    return False
+                if agent in ANALYZED and calls[call_id]["analysis"] is None:
+                    return False
+            return True
+
+        try:
+            await eventually(with_results, within=20, interval=0.3)
+        except AssertionError:
+            raise AssertionError(f"results missing: {[calls[c] for c in normal]}") from None
+        for call_id in normal:
+            recording = await client.get(f"/v1/calls/{call_id}/recording")
+            assert recording.status_code == 200, recording.text
+            assert recording.headers["content-type"] == "audio/wav"
+            assert recording.content[:4] == b"RIFF"
+            assert not any(w in str(recording.headers).lower() for w in PROVIDER_WORDS)
 
     for call_id, phone in created.items():
         status, reason = TEST_NUMBERS[phone]
@@ -101,6 +133,8 @@ async def test_every_test_number_reaches_its_expected_terminal_status(pipeline: 
         assert call["duration"] >= 0
         assert call["started_at"]
         assert call["ended_at"]
+        assert call["ended_reason"] in {"customer_hangup", "completed"}
+        assert call["error"] is None
         body = dump(call).lower()
         assert not any(word in body for word in PROVIDER_WORDS), body
 

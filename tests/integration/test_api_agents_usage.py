@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import CallStatus
 from tests.support.api_client import ApiHarness, running_api
 
@@ -25,7 +26,14 @@ async def test_agents_lists_the_enabled_agents_open_to_everyone(api: ApiHarness)
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"data"}
-    assert [a["key"] for a in body["data"]] == ["akylai", "altai", "altynai", "voxy"]
+    assert [a["key"] for a in body["data"]] == [
+        "akylai",
+        "altai",
+        "altynai",
+        "retta",
+        "vappy",
+        "voxy",
+    ]
     for agent in body["data"]:
         assert set(agent) == {"key", "name", "description", "language"}
     altynai = next(a for a in body["data"] if a["key"] == "altynai")
@@ -63,6 +71,9 @@ async def test_usage_of_a_new_tenant_is_all_zeros(api: ApiHarness) -> None:
         "total_seconds": 0,
         "active_calls": 0,
         "by_status": {s.value: 0 for s in CallStatus},
+        "total_sessions": 0,
+        "session_seconds": {"seconds": 0, "display": "0m 0s"},
+        "active_sessions": 0,
     }
 
 
@@ -72,9 +83,9 @@ async def test_usage_counts_the_tenants_own_calls_only(api: ApiHarness) -> None:
     ids = [(await client.post("/v1/calls", json=CALL)).json()["call_id"] for _ in range(4)]
     for _ in range(3):
         await neighbour.post("/v1/calls", json=CALL)
-    await api.store.update_call(ids[0], {"status": CallStatus.COMPLETED, "duration": 120})
-    await api.store.update_call(ids[1], {"status": CallStatus.COMPLETED, "duration": 30})
-    await api.store.update_call(ids[2], {"status": CallStatus.IN_PROGRESS})
+    await api.store.update_call(ids[0], CallChanges(status=CallStatus.COMPLETED, duration=120))
+    await api.store.update_call(ids[1], CallChanges(status=CallStatus.COMPLETED, duration=30))
+    await api.store.update_call(ids[2], CallChanges(status=CallStatus.IN_PROGRESS))
 
     usage = (await client.get("/v1/usage")).json()
     assert usage["total_calls"] == 4

@@ -12,10 +12,12 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
+from switchboard_shared.calls import outbox
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.calls.outbox import OutboxRelay
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import CallStatus
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.outbox import OutboxRelay
 from switchboard_shared.ports import MessageContext, Subscription
 from tests.support.api_client import ApiHarness, running_api
 from tests.support.net import eventually
@@ -344,7 +346,7 @@ async def test_a_replay_returns_the_original_response_after_the_call_moved_on(
 ) -> None:
     headers = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
     call_id = assert_created(await client.post("/v1/calls", json=CALL, headers=headers))
-    await api.store.update_call(call_id, {"status": CallStatus.DIALING})
+    await api.store.update_call(call_id, CallChanges(status=CallStatus.DIALING))
     replay = await client.post("/v1/calls", json=CALL, headers=headers)
     assert replay.json() == {"call_id": call_id, "status": "queued"}
 
@@ -388,3 +390,163 @@ async def test_an_idempotency_key_is_at_most_255_characters(client: httpx.AsyncC
         "validation_error",
     )
     assert "idempotency-key" in error["message"].lower()
+
+
+# --- free-form JSON the stores can keep -----------------------------------------------------
+
+
+def _with(field: str, raw_json: str) -> bytes:
+    """A valid call whose `field` is the JSON text `raw_json`, sent as is."""
+    fields = {"phone": '"+996700000000"', "agent": '"altynai"', field: raw_json}
+    return ("{" + ", ".join(f'"{name}": {raw}' for name, raw in fields.items()) + "}").encode()
+
+
+def _nested(levels: int) -> str:
+    return '{"a": ' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+async def _post_raw(client: httpx.AsyncClient, body: bytes, **headers: str) -> httpx.Response:
+    return await client.post(
+        "/v1/calls", content=body, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+async def _stored_calls(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    listed = await client.get("/v1/calls")
+    assert listed.status_code == 200, listed.text
+    data: list[dict[str, Any]] = listed.json()["data"]
+    return data
+
+
+async def test_metadata_up_to_32_levels_deep_is_kept_and_readable(
+    api: ApiHarness, client: httpx.AsyncClient
+) -> None:
+    call_id = assert_created(await _post_raw(client, _with("metadata", _nested(32))))
+    got = await client.get(f"/v1/calls/{call_id}")
+    assert got.status_code == 200
+    assert got.json()["metadata"] == json.loads(_nested(32))
+    assert [c["call_id"] for c in await _stored_calls(client)] == [call_id]
+    call = await api.store.get_call(call_id)
+    assert call is not None
+    assert Event.from_bytes(outbox.event_for(call).to_bytes()).data["metadata"] == call.metadata
+
+
+@pytest.mark.parametrize("field", ["variables", "metadata"])
+async def test_33_levels_are_422_naming_the_field(client: httpx.AsyncClient, field: str) -> None:
+    error = assert_error(
+        await _post_raw(client, _with(field, _nested(33))), 422, "validation_error"
+    )
+    assert error["message"].startswith(f"{field}: ")
+    assert "32 levels" in error["message"]
+    assert await _stored_calls(client) == []
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        *(_nested(levels) for levels in (64, 200, 250, 500, 1000)),
+        '{"a": ' + "[" * 30_000 + "]" * 30_000 + "}",  # as deep as 64 KiB allows
+    ],
+    ids=["64", "200", "250", "500", "1000", "30000"],
+)
+async def test_deeply_nested_bodies_are_422_and_store_nothing(
+    client: httpx.AsyncClient, metadata: str
+) -> None:
+    # 200-250 levels were stored and then broke every read; deeper ones were 500 or 400.
+    headers = {"Idempotency-Key": f"deep-{uuid.uuid4()}"}
+    for _ in range(2):  # a retry with the same key is answered the same
+        response = await _post_raw(client, _with("metadata", metadata), **headers)
+        error = assert_error(response, 422, "validation_error")
+        assert "levels deep" in error["message"]
+    assert await _stored_calls(client) == []
+    # The refused requests did not use up the key.
+    assert_created(await _post_raw(client, _with("metadata", "{}"), **headers))
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ('{"x": NaN}', "NaN"),
+        ('{"x": Infinity}', "Infinity"),
+        ('{"x": [-Infinity]}', "Infinity"),
+        ('{"x": 1e400}', "finite"),
+        ('{"x": -1e400}', "finite"),
+        (f'{{"x": {2**63}}}', "64-bit"),
+        (f'{{"x": {-(2**63) - 1}}}', "64-bit"),
+        (f'{{"x": {{"y": [1, {2**70}]}}}}', "64-bit"),
+        ('{"x": ' + "9" * 5000 + "}", "digits"),
+    ],
+)
+async def test_numbers_must_be_finite_and_fit_64_bits(
+    client: httpx.AsyncClient, raw: str, says: str
+) -> None:
+    error = assert_error(await _post_raw(client, _with("variables", raw)), 422, "validation_error")
+    assert says in error["message"]
+    assert await _stored_calls(client) == []
+
+
+async def test_the_place_of_a_bad_number_is_named(client: httpx.AsyncClient) -> None:
+    body = _with("variables", f'{{"order": {{"items": [1, 2, {2**70}]}}}}')
+    error = assert_error(await _post_raw(client, body), 422, "validation_error")
+    assert error["message"].startswith("variables: at order.items[2]: ")
+
+
+async def test_extreme_numbers_that_fit_are_kept_exactly(client: httpx.AsyncClient) -> None:
+    variables = {
+        "max": 2**63 - 1,
+        "min": -(2**63),
+        "big": 1.7976931348623157e308,
+        "tiny": 5e-324,
+        "neg_zero": -0.0,
+    }
+    call_id = assert_created(await client.post("/v1/calls", json={**CALL, "variables": variables}))
+    got = (await client.get(f"/v1/calls/{call_id}")).json()["variables"]
+    assert got == variables
+    assert all(type(got[k]) is type(v) for k, v in variables.items())
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("metadata", '{"note": "\\ud800"}'),
+        ("metadata", '{"note": ["ok", "\\udfff tail"]}'),
+        ("variables", '{"\\udbff": 1}'),
+        ("agent", '"\\ud800"'),
+        ("webhook_url", '"https://example.com/\\ud800"'),
+    ],
+)
+async def test_lone_surrogates_are_422(client: httpx.AsyncClient, field: str, raw: str) -> None:
+    error = assert_error(await _post_raw(client, _with(field, raw)), 422, "validation_error")
+    assert "surrogate" in error["message"]
+    assert await _stored_calls(client) == []
+
+
+async def test_a_surrogate_pair_escape_is_one_character(client: httpx.AsyncClient) -> None:
+    call_id = assert_created(await _post_raw(client, _with("metadata", '{"e": "\\ud83d\\ude00"}')))
+    assert (await client.get(f"/v1/calls/{call_id}")).json()["metadata"] == {"e": "\U0001f600"}
+
+
+async def test_nul_is_refused_in_keys_and_kept_in_strings(client: httpx.AsyncClient) -> None:
+    # MongoDB cannot store a key with NUL; a string value with NUL is fine everywhere.
+    error = assert_error(
+        await _post_raw(client, _with("metadata", '{"a\\u0000b": 1}')), 422, "validation_error"
+    )
+    assert "NUL" in error["message"]
+    call_id = assert_created(await _post_raw(client, _with("metadata", '{"a": "x\\u0000y"}')))
+    assert (await client.get(f"/v1/calls/{call_id}")).json()["metadata"] == {"a": "x\x00y"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"phone": "\xff\xfe", "agent": "altynai"}',
+        b'{"phone": "+996700000000", "agent": "\xc3\x28"}',
+        '{"phone": "+996700000000", "agent": "altynai"}'.encode("utf-16"),
+    ],
+)
+async def test_a_body_that_is_not_utf8_is_422_invalid_json(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    error = assert_error(await _post_raw(client, body), 422, "validation_error")
+    assert "not valid JSON" in error["message"]
+    assert "UTF-8" in error["message"]

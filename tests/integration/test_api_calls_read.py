@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import Call, CallStatus, CallView
 from switchboard_shared.domain.tenants import Tenant
 from tests.support.api_client import ApiHarness, running_api
@@ -91,7 +92,7 @@ async def test_get_returns_the_normalized_call(api: ApiHarness) -> None:
     response = await client.get(f"/v1/calls/{call_id}")
     assert response.status_code == 200
     view = response.json()
-    assert set(view) == set(CallView.model_fields)
+    assert set(view) == set(CallView.model_fields) | set(CallView.model_computed_fields)
     assert view["call_id"] == call_id
     assert view["status"] == "queued"
     assert (view["agent"], view["phone"]) == ("altynai", "+996700000000")
@@ -108,14 +109,18 @@ async def test_a_finished_call_shows_transcript_duration_and_times(api: ApiHarne
     started = datetime.now(UTC)
     await api.store.update_call(
         call_id,
-        {
-            "status": CallStatus.COMPLETED,
-            "transcript": "agent: Hello\nuser: Hi",
-            "duration": 120,
-            "started_at": started,
-            "ended_at": started + timedelta(seconds=120),
-            "ended_reason": "hangup",
-        },
+        CallChanges(
+            status=CallStatus.COMPLETED,
+            transcript="agent: Hello\nuser: Hi",
+            duration=120,
+            started_at=started,
+            ended_at=started + timedelta(seconds=120),
+            ended_reason="customer_hangup",
+            ended_reason_raw="customer-ended-call",
+            outcome="appointment_booked",
+            analysis={"summary": "Booked.", "successful": True, "fields": {"day": "Tue"}},
+            recording_available=True,
+        ),
     )
     view = (await client.get(f"/v1/calls/{call_id}")).json()
     assert view["status"] == "completed"
@@ -123,7 +128,11 @@ async def test_a_finished_call_shows_transcript_duration_and_times(api: ApiHarne
     assert view["duration"] == 120
     assert view["started_at"]
     assert view["ended_at"]
-    assert view["ended_reason"] == "hangup"
+    assert view["ended_reason"] == "customer_hangup"
+    assert "ended_reason_raw" not in view
+    assert view["outcome"] == "appointment_booked"
+    assert view["analysis"] == {"summary": "Booked.", "successful": True, "fields": {"day": "Tue"}}
+    assert (view["recording_available"], view["error"]) == (True, None)
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from switchboard_api.app import create_app
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
-from switchboard_shared.ops_http import Readiness
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
+from switchboard_shared.http.ops import Readiness
 from switchboard_shared.ports import Store, StoreError
+from switchboard_testing.servers import serving
 from tests.support.api_client import ApiHarness, running_api
-from tests.support.servers import serving
 
 
 class UnreachableStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switchboard_shared.settings import Settings
+from switchboard_shared.runtime.settings import Settings
 from tests.support.api_client import running_api
 from tests.support.net import eventually
 

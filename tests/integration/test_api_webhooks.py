@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,16 +21,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from switchboard_api.app import create_app
-from switchboard_api.routes import deliveries, webhooks
 from switchboard_notifier.handler import WebhookNotifier
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_notifier.scheduler import DeliveryScheduler
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
 from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.domain.webhooks import Delivery, DeliveryAttempt, DeliveryStatus
 from switchboard_shared.ports import Store
-from switchboard_shared.settings import Settings
+from switchboard_shared.runtime.periodic import PeriodicTask
+from switchboard_shared.runtime.settings import Settings
+from switchboard_testing.servers import serving
 from tests.support.api_client import create_tenant_with_key
 from tests.support.net import eventually
-from tests.support.servers import serving
 from tests.support.stores import open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,6 +42,7 @@ RELAXED = Settings(
     webhook_retry_delays=[0.05, 0.05],
     webhook_timeout_seconds=2,
     webhook_secret_rotation_hours=1,
+    delivery_poll_interval_seconds=0.05,
 )
 STRICT = Settings()
 
@@ -91,16 +92,6 @@ class Api:
         return tenant.tenant_id, client
 
 
-def with_webhook_routes(app: FastAPI) -> FastAPI:
-    """The app with this issue's routers, unless app.py already includes them."""
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if "/v1/webhooks" not in paths:
-        app.include_router(webhooks.router)
-    if "/v1/webhook-deliveries" not in paths:
-        app.include_router(deliveries.router)
-    return app
-
-
 @pytest.fixture(scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     tmp_path = Path(tmp_path_factory.mktemp("api-webhooks"))
@@ -114,9 +105,17 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
         notifier = WebhookNotifier(store, bus, RELAXED)
         stack.push_async_callback(notifier.close)
         await bus.subscribe(notifier.subscription())
+        # Webhook retries come from the store: the notifier's scheduler makes them.
+        retries = PeriodicTask(
+            "webhook-retries",
+            DeliveryScheduler(store, notifier, RELAXED).run_once,
+            RELAXED.delivery_poll_interval_seconds,
+        )
+        retries.start()
+        stack.push_async_callback(retries.stop)
         receiver.base_url = await stack.enter_async_context(serving(receiver_app))
-        relaxed = with_webhook_routes(create_app(settings=RELAXED, store=store, bus=bus))
-        strict = with_webhook_routes(create_app(settings=STRICT, store=store, bus=bus))
+        relaxed = create_app(settings=RELAXED, store=store, bus=bus)
+        strict = create_app(settings=STRICT, store=store, bus=bus)
         made = Api(
             store=store,
             relaxed_url=await stack.enter_async_context(serving(relaxed)),
@@ -142,7 +141,7 @@ async def test_put_shows_the_secret_once(api: Api) -> None:
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["url"] == url
-    assert body["events"] == ["call.completed"]
+    assert body["events"] == ["call.completed", "session.ended"]
     assert body["secret"].startswith("whsec_")
     assert set(body) == {"url", "events", "created_at", "updated_at", "secret"}
 

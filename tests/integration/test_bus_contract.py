@@ -25,10 +25,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
-from switchboard_shared.adapters.bus_common import DeadLetter
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
-from switchboard_shared.adapters.bus_rabbitmq import RabbitBus, retry_queue
-from switchboard_shared.events import Event, EventType
+from switchboard_shared.adapters.bus.common import DeadLetter
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
+from switchboard_shared.adapters.bus.rabbitmq import RabbitBus, retry_queue
+from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.ports import (
     Bus,
     Handler,
@@ -38,7 +38,8 @@ from switchboard_shared.ports import (
     RetryLater,
     Subscription,
 )
-from tests.support.net import eventually, free_port
+from switchboard_testing.net import free_port
+from tests.support.net import eventually
 from tests.support.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.timeout(60)
@@ -498,6 +499,31 @@ async def test_prefetch_bounds_concurrent_handlers(harness: BusHarness) -> None:
     gate.set()
     await eventually(lambda: _true(len(got.items) == 6))
     assert peak == 2
+
+
+async def test_queue_depth_counts_what_no_consumer_has_taken(harness: BusHarness) -> None:
+    gate = asyncio.Event()
+
+    async def held(_: Event, __: MessageContext) -> None:
+        await gate.wait()
+
+    got = Received(held)
+    await harness.subscribe("depth", ("call.requested",), got, prefetch=1)
+    assert await harness.bus.queue_depth("depth") == 0
+    for _ in range(4):
+        await harness.bus.publish(make_event())
+
+    # One message is with the handler; the other three wait.
+    await eventually(lambda: _true(len(got.items) == 1))
+
+    async def three_waiting() -> bool:
+        return await harness.bus.queue_depth("depth") == 3
+
+    await eventually(three_waiting, within=5)
+    gate.set()
+    await eventually(lambda: _true(len(got.items) == 4))
+    assert await harness.bus.queue_depth("depth") == 0
+    assert await harness.bus.queue_depth("never-declared") == 0
 
 
 async def test_close_waits_for_the_handler_in_flight(harness: BusHarness) -> None:

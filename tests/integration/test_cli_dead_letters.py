@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
-from switchboard_shared.adapters.bus_rabbitmq import RabbitBus
-from switchboard_shared.events import Event, EventType
+from switchboard_shared.adapters.bus.rabbitmq import RabbitBus
+from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.ports import MessageContext, Reject, Subscription
+from switchboard_testing.net import free_port
 from tests.support.net import eventually
 
 QUEUE = "notifier.events"
@@ -105,3 +106,35 @@ def test_dead_letter_commands_need_the_broker_url() -> None:
     )
     assert result.returncode == 2
     assert "SWITCHBOARD_BROKER_URL" in result.stderr
+
+
+def test_an_unreachable_broker_exits_1_with_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    env["SWITCHBOARD_BROKER_URL"] = f"amqp://operator:hunter2secret@127.0.0.1:{free_port()}/"
+    for command in ("list", "replay"):
+        result = subprocess.run(
+            [sys.executable, "-m", "switchboard.cli", "dlq", command, QUEUE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.strip().splitlines()  # no traceback, no driver log
+        assert line.startswith("Error: broker unavailable")
+        assert "hunter2secret" not in line
+
+
+async def test_a_queue_that_does_not_exist_exits_1(broker_url: str, unique_name: str) -> None:
+    try:
+        # Nothing declared this prefix's queues: a wrong SWITCHBOARD_QUEUE_PREFIX, say.
+        result = await asyncio.to_thread(switchboard, broker_url, unique_name, "dlq", "list", QUEUE)
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "SWITCHBOARD_QUEUE_PREFIX" in line
+    finally:
+        connection = await aio_pika.connect(broker_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.exchange_delete(f"{unique_name}.events")  # the CLI declared it

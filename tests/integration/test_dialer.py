@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from switchboard_dialer.dialing import CLAIM_MARGIN_SECONDS, CallDialer
-from switchboard_shared.domain.calls import Call, CallStatus, utcnow
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.outbox import event_for, event_id
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.calls.outbox import event_for, event_id
+from switchboard_shared.domain.call_changes import CallChanges
+from switchboard_shared.domain.calls import Call, CallStatus, RouteOutcome, utcnow
 from switchboard_shared.ports import (
     MessageContext,
     Provider,
@@ -25,7 +26,8 @@ from switchboard_shared.ports import (
     ProviderCallState,
     RetryLater,
 )
-from switchboard_shared.settings import ProviderSettings
+from switchboard_shared.runtime.settings import ProviderSettings
+from switchboard_testing.servers import serving
 from tests.support.net import eventually
 from tests.support.pipeline_parts import (
     API_KEYS,
@@ -35,7 +37,6 @@ from tests.support.pipeline_parts import (
     queued_call,
     running_pipeline,
 )
-from tests.support.servers import serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -269,9 +270,14 @@ async def test_a_provider_that_keeps_failing_is_retried_then_the_call_fails(
     event = await request(pipeline, call)
 
     failed = await reaches(pipeline, call.call_id, CallStatus.FAILED)
-    assert failed.ended_reason == "provider_unavailable"
+    assert failed.ended_reason == "all_providers_unavailable"
     # Every delivery the schedule allows (1 + len(dial_retry_delays)), then acked.
     retries = len(pipeline.settings.dial_retry_delays)
+    # Each try of the agent's one route is on the call (internally), none accepted.
+    assert [(a.route, a.provider, a.outcome) for a in failed.route_attempts] == [
+        (0, "simulator", RouteOutcome.UNREACHABLE)
+    ] * (retries + 1)
+    assert failed.dial_claim is None
     assert await log.acked(event) == ["RetryLater"] * retries + ["ack"]
     [ended] = await pipeline.events.wait_for(call.call_id, EventType.CALL_COMPLETED)
     assert ended.data["status"] == "failed"
@@ -374,7 +380,8 @@ async def test_a_call_claimed_by_another_dialer_is_left_to_it(pipeline: Pipeline
     dialer = CallDialer(pipeline.store, pipeline.bus, pipeline.providers, pipeline.settings)
     call = await queued_call(pipeline.store)
     await pipeline.store.update_call(
-        call.call_id, {"dial_claim": "other-dialer", "dialing_at": utcnow() - timedelta(seconds=2)}
+        call.call_id,
+        CallChanges(dial_claim="other-dialer", dialing_at=utcnow() - timedelta(seconds=2)),
     )
 
     with pytest.raises(RetryLater) as retry:
@@ -395,7 +402,7 @@ async def test_a_stale_claim_is_taken_over(pipeline: Pipeline) -> None:
     call = await queued_call(pipeline.store)
     long_ago = utcnow() - timedelta(seconds=PROVIDER_TIMEOUT + CLAIM_MARGIN_SECONDS + 1)
     await pipeline.store.update_call(
-        call.call_id, {"dial_claim": "dead-dialer", "dialing_at": long_ago}
+        call.call_id, CallChanges(dial_claim="dead-dialer", dialing_at=long_ago)
     )
 
     await dialer.dial(call.call_id, message_context())
@@ -423,7 +430,7 @@ async def test_a_dialer_whose_claim_was_taken_over_leaves_the_placed_call_alone(
     slow = asyncio.create_task(slow_dialer.dial(call.call_id, message_context()))
     await asyncio.wait_for(held.waiting.wait(), 5)
     long_ago = utcnow() - timedelta(seconds=PROVIDER_TIMEOUT + CLAIM_MARGIN_SECONDS + 1)
-    await pipeline.store.update_call(call.call_id, {"dialing_at": long_ago})
+    await pipeline.store.update_call(call.call_id, CallChanges(dialing_at=long_ago))
     await other_dialer.dial(call.call_id, message_context())
     held.release.set()
     await asyncio.wait_for(slow, 10)
@@ -446,7 +453,7 @@ async def test_cancel_requested_hangs_up_a_dialing_call(pipeline: Pipeline) -> N
     await pipeline.events.wait_for(call.call_id, EventType.CALL_DIALING)
 
     # As the API's cancel route does for a live call.
-    flagged = await pipeline.store.update_call(call.call_id, {"cancel_requested": True})
+    flagged = await pipeline.store.update_call(call.call_id, CallChanges(cancel_requested=True))
     assert flagged is not None
     await pipeline.bus.publish(
         Event(

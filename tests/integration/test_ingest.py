@@ -15,11 +15,19 @@ import httpx
 import pytest
 
 from switchboard_dialer.dialing import CallDialer
-from switchboard_shared import callback_signing
-from switchboard_shared.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA, SignatureScheme
+from switchboard_shared.calls import callback_signing
+from switchboard_shared.calls.callback_signing import (
+    SWITCHBOARD,
+    VOCODE,
+    VOXPRIA,
+    CallbackSigner,
+    SignatureScheme,
+)
+from switchboard_shared.calls.events import EventType
+from switchboard_shared.calls.outbox import event_for, transition
+from switchboard_shared.calls.provider_signatures import VAPI
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import Call, CallStatus
-from switchboard_shared.events import EventType
-from switchboard_shared.outbox import event_for, transition
 from tests.support.net import eventually
 from tests.support.pipeline_parts import (
     CALLBACK_SECRETS,
@@ -60,15 +68,14 @@ async def ingest(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
 
 async def dialing_call(p: Pipeline, provider: str = "simulator") -> tuple[Call, str]:
     """A call the dialer placed with `provider`; returns it and its provider call id."""
-    agent = {"simulator": "sim-agent", "vocode": "vocode-agent", "voxpria": "voxpria-agent"}
-    call = await queued_call(p.store, agent=agent[provider])
+    call = await queued_call(p.store, agent=f"{provider}-agent".replace("simulator", "sim"))
     provider_call_id = f"{provider}-{uuid.uuid4().hex[:10]}"
     dialed = await transition(
         p.store,
         p.bus,
         call.call_id,
         CallStatus.DIALING,
-        {"provider": provider, "provider_call_id": provider_call_id},
+        CallChanges(provider=provider, provider_call_id=provider_call_id),
     )
     assert dialed is not None
     return dialed, provider_call_id
@@ -80,7 +87,7 @@ async def post_signed(
     payload: Any,
     *,
     secret: str = CALLBACK_SECRETS["simulator"],
-    scheme: SignatureScheme = SWITCHBOARD,
+    scheme: CallbackSigner = SWITCHBOARD,
     timestamp: int | None = None,
 ) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -122,7 +129,7 @@ async def test_a_completed_callback_completes_the_call_once(
     assert completed.status is CallStatus.COMPLETED
     assert completed.transcript == SEED_TRANSCRIPT
     assert completed.duration == 120
-    assert completed.ended_reason == "hangup"
+    assert completed.ended_reason == "completed"  # what a completed status implies
     assert completed.ended_at is not None
     assert completed.started_at is not None
     assert (completed.ended_at - completed.started_at).total_seconds() == pytest.approx(120, abs=1)
@@ -205,7 +212,7 @@ async def test_the_providers_cancel_of_a_call_the_customer_canceled_keeps_the_re
     provider); the provider's `canceled` callback may land before the dialer records the
     cancel, and the call must end the same way whichever comes first."""
     call, provider_call_id = await dialing_call(pipeline)
-    await pipeline.store.update_call(call.call_id, {"cancel_requested": True})
+    await pipeline.store.update_call(call.call_id, CallChanges(cancel_requested=True))
 
     response = await post_signed(
         ingest,
@@ -271,7 +278,7 @@ async def test_a_callback_that_overtakes_the_dialers_write_is_applied(
             pipeline.bus,
             call.call_id,
             CallStatus.DIALING,
-            {"provider": "simulator", "provider_call_id": provider_call_id},
+            CallChanges(provider="simulator", provider_call_id=provider_call_id),
         )
 
     recording = asyncio.create_task(dialer_records_it_late())
@@ -426,6 +433,8 @@ async def test_a_callback_for_an_unknown_provider_is_404(ingest: httpx.AsyncClie
         ("sim-agent", ["dialing", "ringing", "in_progress", "completed"]),
         ("vocode-agent", ["dialing", "in_progress", "completed"]),  # Vocode: no ringing event
         ("voxpria-agent", ["dialing", "ringing", "in_progress", "completed"]),
+        ("vapi-agent", ["dialing", "ringing", "in_progress", "completed"]),
+        ("retell-agent", ["dialing", "in_progress", "completed"]),  # Retell: no ringing
     ],
 )
 async def test_simulator_callbacks_carry_a_dialed_call_to_completed(
@@ -457,3 +466,83 @@ async def _dial_and_follow(pipeline: Pipeline, agent: str, statuses: list[str]) 
     assert final.transcript == ended.data["transcript"]
     assert final.duration is not None
     assert not final.publish_pending
+
+
+@pytest.mark.parametrize(
+    ("agent", "reason", "analyzed"),
+    [
+        ("sim-agent", "customer_hangup", True),
+        ("vocode-agent", "completed", False),
+        ("voxpria-agent", "completed", False),
+        ("vapi-agent", "customer_hangup", True),  # in the end-of-call-report
+        ("retell-agent", "customer_hangup", True),  # in call_analyzed, after call_ended
+    ],
+)
+async def test_results_reach_the_call_even_when_they_follow_its_end(
+    tmp_path: Path, agent: str, reason: str, analyzed: bool
+) -> None:
+    async with running_pipeline(tmp_path, with_ingest=True) as pipeline:
+        dialer = CallDialer(pipeline.store, pipeline.bus, pipeline.providers, pipeline.settings)
+        await pipeline.bus.subscribe(dialer.subscription())
+        call = await queued_call(pipeline.store, agent=agent)
+        await pipeline.bus.publish(event_for(call))
+
+        async def with_results() -> Call | None:
+            current = await pipeline.store.get_call(call.call_id)
+            done = current is not None and current.recording_available
+            if analyzed:
+                done = done and current is not None and current.analysis is not None
+            return current if done else None
+
+        final = await eventually(with_results, within=15)
+        assert final.status is CallStatus.COMPLETED
+        assert final.ended_reason == reason
+        assert final.ended_reason_raw
+        view = final.public_view().model_dump()
+        assert view["recording_available"] is True
+        assert (view["analysis"] is not None) is analyzed
+        if analyzed:
+            assert view["analysis"]["successful"] is True
+        # One completion for the customer, however many end messages the provider sent.
+        await asyncio.sleep(0.5)
+        assert len(pipeline.events.of(call.call_id, EventType.CALL_COMPLETED)) == 1
+
+
+async def test_results_only_add_up_whatever_order_the_end_messages_come_in(
+    pipeline: Pipeline, ingest: httpx.AsyncClient
+) -> None:
+    # Vapi's report (results) overtaken by... its own status-update `ended`, arriving
+    # late and without the recording: the first message ends the call, the second one
+    # may add results but never takes the recording back.
+    call, provider_call_id = await dialing_call(pipeline, "vapi")
+    vapi_call = {"id": provider_call_id, "status": "ended"}
+    report = {
+        "message": {
+            "type": "end-of-call-report",
+            "endedReason": "customer-ended-call",
+            "call": vapi_call,
+            "recordingUrl": "https://storage.example/rec.wav",
+            "analysis": {"summary": "Done.", "successEvaluation": "true"},
+        }
+    }
+    late_update = {
+        "message": {
+            "type": "status-update",
+            "status": "ended",
+            "endedReason": "customer-ended-call",
+            "call": vapi_call,
+        }
+    }
+    secret = CALLBACK_SECRETS["vapi"]
+    path = "/v1/webhooks/providers/vapi"
+
+    first = await post_signed(ingest, path, report, secret=secret, scheme=VAPI)
+    second = await post_signed(ingest, path, late_update, secret=secret, scheme=VAPI)
+
+    assert (first.json(), second.json()) == ({"status": "applied"}, {"status": "duplicate"})
+    ended = await stored(pipeline, call.call_id)
+    assert (ended.status, ended.ended_reason) == (CallStatus.COMPLETED, "customer_hangup")
+    assert ended.ended_reason_raw == "customer-ended-call"
+    assert ended.recording_available is True
+    assert ended.analysis == {"summary": "Done.", "successful": True, "fields": {}}
+    assert len(pipeline.events.of(call.call_id, EventType.CALL_COMPLETED)) == 1

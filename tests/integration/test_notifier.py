@@ -3,7 +3,8 @@
 Receivers are one Starlette app served by uvicorn; each test gets paths of its own, and
 each path answers from a script (500, 500, 200...). The SSRF guard is relaxed by the
 operator settings (http and private networks allowed), and the retry schedule is cut
-to fractions of a second.
+to fractions of a second. Each world runs what a notifier process runs: the consumer,
+the retry scheduler (retries come from the store) and the completion sweep.
 """
 
 from __future__ import annotations
@@ -27,15 +28,20 @@ from typing import Any
 
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from switchboard_notifier.handler import QUEUE, WebhookNotifier
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
-from switchboard_shared.adapters.bus_rabbitmq import RabbitBus, retry_queue
+from switchboard_notifier.handler import HANDLER_RETRY_DELAYS, QUEUE, WebhookNotifier
+from switchboard_notifier.scheduler import DeliveryScheduler, NotifySweep
+from switchboard_notifier.service import draining
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
+from switchboard_shared.adapters.bus.rabbitmq import RabbitBus, retry_queue
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.calls.outbox import event_for
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.domain.webhooks import (
@@ -44,15 +50,16 @@ from switchboard_shared.domain.webhooks import (
     DeliveryStatus,
     WebhookEndpoint,
 )
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.outbox import event_for
 from switchboard_shared.ports import Bus, MessageContext, Store
-from switchboard_shared.settings import Settings
-from switchboard_shared.ssrf import resolve
-from switchboard_shared.webhook_sender import AttemptResult, WebhookSender
-from switchboard_shared.webhook_signing import generate_secret
-from tests.support.net import eventually, free_port
-from tests.support.servers import serving
+from switchboard_shared.runtime.periodic import PeriodicTask
+from switchboard_shared.runtime.settings import Settings
+from switchboard_shared.webhooks.sender import AttemptResult, WebhookSender
+from switchboard_shared.webhooks.signing import generate_secret
+from switchboard_shared.webhooks.url_guard import resolve
+from switchboard_testing.net import free_port
+from switchboard_testing.servers import serving
+from tests.support.broker import queue_depths
+from tests.support.net import eventually
 from tests.support.stores import open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,8 +135,13 @@ def notifier_settings(**overrides: Any) -> Settings:
         "webhook_retry_delays": [0.1, 0.1],
         "webhook_timeout_seconds": 2.0,
         "webhook_secret_rotation_hours": 1,
+        "delivery_poll_interval_seconds": 0.05,
+        "delivery_lease_seconds": 5.0,
     }
     return Settings(**{**values, **overrides})
+
+
+CONTEXT = MessageContext(attempt=1, max_attempts=1 + len(HANDLER_RETRY_DELAYS), redelivered=False)
 
 
 @dataclass
@@ -139,6 +151,23 @@ class World:
     notifier: WebhookNotifier
     tenant: Tenant
     settings: Settings
+    workers: list[PeriodicTask] = field(default_factory=list)
+
+    def start_workers(self) -> None:
+        """The notifier process's periodic workers: the retry scheduler and the sweep."""
+        scheduler = DeliveryScheduler(self.store, self.notifier, self.settings)
+        sweep = NotifySweep(self.store, self.notifier, self.settings)
+        interval = self.settings.delivery_poll_interval_seconds
+        self.workers = [
+            PeriodicTask("webhook-retries", scheduler.run_once, interval),
+            PeriodicTask("notify-sweep", sweep.run_once, interval),
+        ]
+        for worker in self.workers:
+            worker.start()
+
+    async def stop_workers(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
 
     async def endpoint(
         self, url: str | None, events: list[str] | None = None, **extra: Any
@@ -154,7 +183,10 @@ class World:
         return endpoint
 
     async def call(
-        self, status: CallStatus = CallStatus.COMPLETED, webhook_url: str | None = None
+        self,
+        status: CallStatus = CallStatus.COMPLETED,
+        webhook_url: str | None = None,
+        **fields: Any,
     ) -> Call:
         call = Call(
             tenant_id=self.tenant.tenant_id,
@@ -169,6 +201,7 @@ class World:
             provider="voxpria",
             provider_call_id=PROVIDER_CALL_ID,
             sequence=5,
+            **fields,
         )
         stored, _ = await self.store.insert_call(call, idempotency_ttl_seconds=0)
         return stored
@@ -196,7 +229,7 @@ async def world_factory(
 ) -> AsyncIterator[Callable[..., Awaitable[World]]]:
     made: list[tuple[World, Any]] = []
 
-    async def make(bus: Bus | None = None, **overrides: Any) -> World:
+    async def make(bus: Bus | None = None, *, workers: bool = True, **overrides: Any) -> World:
         settings = notifier_settings(**overrides)
         store_cm = open_store("sqlite", tmp_path=tmp_path)
         store = await store_cm.__aenter__()
@@ -206,11 +239,14 @@ async def world_factory(
         await bus.subscribe(notifier.subscription())
         tenant = await store.create_tenant(Tenant(name=f"t-{uuid.uuid4().hex[:8]}"))
         world = World(store, bus, notifier, tenant, settings)
+        if workers:
+            world.start_workers()
         made.append((world, store_cm))
         return world
 
     yield make
     for world, store_cm in made:
+        await world.stop_workers()
         await world.bus.close()
         await world.notifier.close()
         await store_cm.__aexit__(None, None, None)
@@ -608,6 +644,7 @@ async def test_ssrf_guard_refuses_at_send_time(
     url = receivers.url(answers(200))
     await world.endpoint(url)
     event = event_for(await world.call())
+    refused_before = deliveries_ended("refused")
     await world.bus.publish(event)
 
     [delivery] = await world.settled(event.id)
@@ -616,6 +653,7 @@ async def test_ssrf_guard_refuses_at_send_time(
     assert attempt.status_code is None
     assert "loopback" in (attempt.error or "")
     assert receivers.got(url) == []
+    assert deliveries_ended("refused") == refused_before + 1
 
 
 # --- TLS: connect to the checked address, verify the certificate for the host name ----------
@@ -736,47 +774,266 @@ async def test_redelivered_event_is_not_delivered_twice(world: World, receivers:
     assert len(delivery.attempts) == 1
 
 
-async def test_last_attempt_marks_pending_deliveries_failed_without_raising(
-    world: World, receivers: Receivers
+async def test_a_failed_first_attempt_is_scheduled_in_the_store_and_the_message_acked(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
 ) -> None:
+    # The next retry far away: what is left to do is in the store, not in the bus.
+    world = await world_factory(webhook_retry_delays=[30.0])
+    url = receivers.url(answers(503, 200))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    before = utcnow()
+    await world.notifier.handle(event, CONTEXT)  # returns (no RetryLater): the message is acked
+
+    [delivery] = await world.deliveries()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert [a.status_code for a in delivery.attempts] == [503]
+    assert delivery.schedule_attempts == 1
+    assert delivery.next_attempt_at is not None
+    assert before + timedelta(seconds=29) < delivery.next_attempt_at
+    assert delivery.next_attempt_at <= utcnow() + timedelta(seconds=30)
+    # A redelivered copy of the message finds the delivery made: the scheduler's, not its.
+    redelivered = MessageContext(attempt=1, max_attempts=CONTEXT.max_attempts, redelivered=True)
+    await world.notifier.handle(event, redelivered)
+    assert len(receivers.got(url)) == 1
+    assert await world.store.get_delivery(delivery.delivery_id) == delivery
+
+
+async def test_after_the_schedule_s_last_delay_the_delivery_ends_failed(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(workers=False, webhook_retry_delays=[0.01])
     url = receivers.url(answers(503))
     await world.endpoint(url)
     event = event_for(await world.call())
-    # Straight to the handler: the bus would have retried it twice already.
-    await world.notifier.handle(event, MessageContext(attempt=3, max_attempts=3, redelivered=False))
-    [delivery] = await world.deliveries()
-    assert delivery.status == DeliveryStatus.FAILED
+    exhausted_before = deliveries_ended("exhausted")
+    await world.notifier.handle(event, CONTEXT)
+    [pending] = await world.deliveries()
+    assert pending.status == DeliveryStatus.PENDING
+
+    await asyncio.sleep(0.05)
+    scheduler = DeliveryScheduler(world.store, world.notifier, world.settings)
+    assert await scheduler.run_once() == 1
+    [failed] = await world.deliveries()
+    assert failed.status == DeliveryStatus.FAILED
+    assert [a.status_code for a in failed.attempts] == [503, 503]
+    assert failed.next_attempt_at is None
+    assert await scheduler.run_once() == 0  # kept for a replay, never attempted again
+    assert len(receivers.got(url)) == 2
+    assert deliveries_ended("exhausted") == exhausted_before + 1
 
 
-# --- on the real broker ------------------------------------------------------------------
+def deliveries_ended(reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "switchboard_webhook_deliveries_ended_total", {"reason": reason}
+    )
+    return value or 0.0
 
 
-async def test_retries_through_rabbitmq(
+# --- the store remembers pending work, not the broker ---------------------------------------
+
+
+async def test_a_pending_delivery_is_retried_from_the_store_with_the_bus_gone(
     world_factory: Callable[..., Awaitable[World]],
     receivers: Receivers,
     broker_url: str,
     unique_name: str,
 ) -> None:
     exchange, prefix = f"{unique_name}.events", f"{unique_name}."
+    queue = prefix + QUEUE
     bus = RabbitBus(broker_url, exchange=exchange, queue_prefix=prefix)
-    world = await world_factory(bus=bus, webhook_retry_delays=[0.2, 0.2])
+    world = await world_factory(bus=bus, webhook_retry_delays=[1.5])
     try:
         url = receivers.url(answers(500, 200))
         endpoint = await world.endpoint(url)
         event = event_for(await world.call())
         await bus.publish(event)
 
+        async def first_attempt_recorded() -> bool:
+            found = await world.deliveries()
+            return len(found) == 1 and len(found[0].attempts) == 1
+
+        await eventually(first_attempt_recorded)
+        # The notifier loses the broker (an outage, as far as it can tell): consuming
+        # stops, and the message, acked, is in no queue, retry queues included.
+        await bus.close()
+        closed_at = time.monotonic()
+        depths = await queue_depths(
+            broker_url, [queue, *(retry_queue(queue, d) for d in HANDLER_RETRY_DELAYS)]
+        )
+        assert not any(depths.values()), depths
+
         [delivery] = await world.settled(event.id)
         assert delivery.status == DeliveryStatus.DELIVERED
         assert [a.status_code for a in delivery.attempts] == [500, 200]
         hits = receivers.got(url)
         assert len(hits) == 2
+        assert hits[1].at >= closed_at
         for hit in hits:
             Webhook(endpoint.secret).verify(hit.body, hit.headers)
             assert_nothing_provider_related(hit)
     finally:
         await bus.close()
-        await _delete_rabbit_topology(broker_url, exchange, prefix + QUEUE, [0.2])
+        await _delete_rabbit_topology(broker_url, exchange, queue, list(HANDLER_RETRY_DELAYS))
+
+
+def hanging_at(n_hanging: int, release: asyncio.Event) -> Script:
+    """Answer 500 before the `n_hanging`-th request, hang on it until `release`, then 200."""
+
+    async def script(n: int) -> Response:
+        if n < n_hanging:
+            return Response("down", status_code=500)
+        if n == n_hanging:
+            await release.wait()
+        return Response("ok")
+
+    return script
+
+
+async def test_a_notifier_killed_mid_first_attempt_leads_to_exactly_one_more_attempt(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(delivery_lease_seconds=1.0, webhook_timeout_seconds=10)
+    release = asyncio.Event()
+    url = receivers.url(hanging_at(1, release))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    doomed = WebhookNotifier(world.store, world.bus, world.settings)
+    try:
+        dying = asyncio.create_task(doomed.handle(event, CONTEXT))
+        await eventually(lambda: _hits(receivers, url, 1))
+        dying.cancel()  # killed mid-attempt: the attempt is never recorded
+        with contextlib.suppress(asyncio.CancelledError):
+            await dying
+
+        [delivery] = await world.settled(event.id)
+        assert delivery.status == DeliveryStatus.DELIVERED
+        assert [a.status_code for a in delivery.attempts] == [200]
+        first, second = receivers.got(url)
+        assert second.at - first.at >= 0.9  # the scheduler waited for the lease to end
+        await asyncio.sleep(1.5)  # longer than a lease: nothing more
+        assert len(receivers.got(url)) == 2
+    finally:
+        release.set()
+        await doomed.close()
+
+
+async def test_a_scheduler_killed_mid_retry_leads_to_exactly_one_more_attempt(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(
+        workers=False,
+        delivery_lease_seconds=1.0,
+        webhook_timeout_seconds=10,
+        webhook_retry_delays=[0.05, 0.05],
+    )
+    release = asyncio.Event()
+    url = receivers.url(hanging_at(2, release))
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.notifier.handle(event, CONTEXT)  # 500: pending, due in 0.05 s
+    await asyncio.sleep(0.1)
+    try:
+        doomed = DeliveryScheduler(world.store, world.notifier, world.settings)
+        dying = asyncio.create_task(doomed.run_once())
+        await eventually(lambda: _hits(receivers, url, 2))
+        dying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dying
+
+        world.start_workers()  # another notifier's scheduler
+        [delivery] = await world.settled(event.id)
+        assert delivery.status == DeliveryStatus.DELIVERED
+        assert [a.status_code for a in delivery.attempts] == [500, 200]
+        _, second, third = receivers.got(url)
+        assert third.at - second.at >= 0.9
+        await asyncio.sleep(1.5)
+        assert len(receivers.got(url)) == 3
+    finally:
+        release.set()
+
+
+async def test_sigterm_lets_a_scheduled_attempt_under_way_finish(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(workers=False, webhook_retry_delays=[0.05])
+
+    async def script(n: int) -> Response:
+        if n == 1:
+            return Response("down", status_code=500)
+        await asyncio.sleep(0.5)
+        return Response("ok")
+
+    url = receivers.url(script)
+    await world.endpoint(url)
+    event = event_for(await world.call())
+    await world.notifier.handle(event, CONTEXT)
+    scheduler = DeliveryScheduler(world.store, world.notifier, world.settings)
+    worker = draining(PeriodicTask("webhook-retries", scheduler.run_once, 0.05), scheduler.drain)
+    await worker.start()
+    await eventually(lambda: _hits(receivers, url, 2))
+    await worker.stop()  # what SIGTERM does
+
+    [delivery] = await world.deliveries()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert [a.status_code for a in delivery.attempts] == [500, 200]
+    assert await scheduler.run_once() == 0  # a drained scheduler claims nothing more
+
+
+async def _hits(receivers: Receivers, url: str, count: int) -> bool:
+    return len(receivers.got(url)) >= count
+
+
+async def test_the_sweep_delivers_an_ended_call_whose_event_never_arrived(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(notify_sweep_after_seconds=0.3)
+    url = receivers.url(answers(200))
+    endpoint = await world.endpoint(url)
+    ended = time.monotonic()
+    call = await world.call(notify_pending=True)  # ended; its call.completed never came
+    event = event_for(call)
+
+    [delivery] = await world.settled(event.id)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    [hit] = receivers.got(url)
+    assert hit.at - ended >= 0.25  # not before `notify_sweep_after_seconds`
+    assert hit.headers["webhook-id"] == event.id
+    payload = Webhook(endpoint.secret).verify(hit.body, hit.headers)
+    assert payload["type"] == "call.completed"
+    assert payload["data"] == call.public_view().model_dump(mode="json")
+    swept = await world.store.get_call(call.call_id)
+    assert swept is not None
+    assert swept.notify_pending is False
+
+    # The lost event turns up after all (the outbox relay): the same event, not resent.
+    await world.bus.publish(event)
+    await asyncio.sleep(0.3)
+    assert len(receivers.got(url)) == 1
+    assert len(await world.deliveries()) == 1
+
+
+async def test_a_handled_completion_clears_its_call_for_the_sweep(
+    world_factory: Callable[..., Awaitable[World]], receivers: Receivers
+) -> None:
+    world = await world_factory(notify_sweep_after_seconds=30)
+    url = receivers.url(answers(200))
+    await world.endpoint(url)
+    call = await world.call(notify_pending=True)
+    await world.bus.publish(event_for(call))
+    await world.settled(event_for(call).id)
+    handled = await world.store.get_call(call.call_id)
+    assert handled is not None
+    assert handled.notify_pending is False
+
+    # No target at all (the endpoint does not take call.completed): cleared too.
+    await world.endpoint(url, events=["call.ringing"])
+    untargeted = await world.call(notify_pending=True)
+    await world.notifier.handle(event_for(untargeted), CONTEXT)
+    cleared = await world.store.get_call(untargeted.call_id)
+    assert cleared is not None
+    assert cleared.notify_pending is False
+    assert [d.call_id for d in await world.deliveries()] == [call.call_id]
 
 
 async def _delete_rabbit_topology(

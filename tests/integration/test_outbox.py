@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.calls.outbox import OutboxRelay, event_id, publish_call_event, transition
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.outbox import OutboxRelay, event_id, publish_call_event, transition
 from switchboard_shared.ports import PublishError, Store, Subscription
 from tests.support.net import eventually
 from tests.support.pipeline_parts import EventLog, observed_bus, queued_call, store_with_agents
@@ -74,7 +75,7 @@ async def dialing(store: Store, bus: BreakableBus, call_id: str) -> Call | None:
         bus,
         call_id,
         CallStatus.DIALING,
-        {"provider": "simulator", "provider_call_id": f"sim_{call_id[:8]}"},
+        CallChanges(provider="simulator", provider_call_id=f"sim_{call_id[:8]}"),
     )
 
 
@@ -170,7 +171,9 @@ async def test_the_relay_leaves_events_younger_than_min_age(
     assert (await pending(store, call.call_id)).publish_pending
 
     # A minute on, it is.
-    aged = await store.update_call(call.call_id, {"updated_at": utcnow() - timedelta(minutes=2)})
+    aged = await store.update_call(
+        call.call_id, CallChanges(updated_at=utcnow() - timedelta(minutes=2))
+    )
     assert aged is not None
     assert aged.publish_pending
     assert await relay.run_once() == 1

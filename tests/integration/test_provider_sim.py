@@ -1,4 +1,4 @@
-"""The provider simulator over real HTTP: its three dialects, test numbers and callbacks."""
+"""The provider simulator over real HTTP: its dialects, test numbers and callbacks."""
 
 from __future__ import annotations
 
@@ -16,14 +16,24 @@ from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
 from switchboard_provider_sim import create_app
-from switchboard_shared.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA
-from switchboard_shared.settings import ProviderSettings, Settings
-from tests.support.net import eventually, free_port
-from tests.support.processes import ServiceProcess
-from tests.support.servers import serving
+from switchboard_shared.calls.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA
+from switchboard_shared.runtime.settings import ProviderSettings, Settings
+from switchboard_testing.net import free_port
+from switchboard_testing.processes import ServiceProcess
+from switchboard_testing.servers import serving
+from tests.support.net import eventually
 
 SIM_KEY, VOCODE_KEY, VOXPRIA_KEY = "sim-key", "vocode-key", "voxpria-key"
-SECRETS = {"simulator": "sim-secret", "vocode": "vocode-secret", "voxpria": "voxpria-secret"}
+VAPI_KEY, RETELL_KEY = "vapi-key", "retell-key"
+SECRETS = {
+    "simulator": "sim-secret",
+    "vocode": "vocode-secret",
+    "voxpria": "voxpria-secret",
+    "vapi": "vapi-server-secret",
+    "retell": "retell-callback-secret",  # signs only our callback URLs' `ref`
+}
+# What each provider's callbacks are signed with: Retell signs with its API key.
+SIGNING_KEYS = {**SECRETS, "retell": RETELL_KEY}
 NORMAL = "+14155551234"
 
 
@@ -77,8 +87,8 @@ class CallbackReceiver:
 def sim_settings(
     receiver_url: str, sim_url: str = "http://127.0.0.1:9", **overrides: Any
 ) -> Settings:
-    """Settings where the simulator, Vocode and Voxpria all point at `sim_url`, and
-    Vocode and Voxpria callbacks go to `receiver_url`."""
+    """Settings where every provider points at `sim_url`, and the callbacks of all but
+    the native dialect go to `receiver_url`."""
 
     def provider(key: str, name: str) -> ProviderSettings:
         return ProviderSettings(
@@ -93,6 +103,8 @@ def sim_settings(
         "simulator": provider(SIM_KEY, "simulator"),
         "vocode": provider(VOCODE_KEY, "vocode"),
         "voxpria": provider(VOXPRIA_KEY, "voxpria"),
+        "vapi": provider(VAPI_KEY, "vapi"),
+        "retell": provider(RETELL_KEY, "retell"),
         "sim_callback_url": receiver_url,
         "sim_ring_delay_seconds": 0.05,
         "sim_answer_delay_seconds": 0.05,
@@ -167,7 +179,7 @@ async def test_a_missing_key_is_refused(sim: httpx.AsyncClient) -> None:
 
 
 async def test_any_configured_provider_key_is_accepted(sim: httpx.AsyncClient) -> None:
-    for key in (SIM_KEY, VOCODE_KEY, VOXPRIA_KEY):
+    for key in (SIM_KEY, VOCODE_KEY, VOXPRIA_KEY, VAPI_KEY, RETELL_KEY):
         response = await sim.get("/v1/calls/unknown", headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 404
 
@@ -202,7 +214,10 @@ async def test_native_call_rings_answers_and_completes_with_signed_callbacks(
     assert final["transcript"].startswith("agent: Hello Ann")
     assert "\nuser: " in final["transcript"]
     assert isinstance(final["duration"], int)
-    assert final["ended_reason"] == "hangup"
+    assert final["ended_reason"] == "customer_hangup"
+    assert final["recording_available"] is True
+    assert final["outcome"] == "successful"
+    assert final["analysis"]["successful"] is True
 
     fetched = (await sim.get(f"/v1/calls/{call_id}")).json()
     assert fetched["status"] == "completed"
@@ -725,3 +740,120 @@ async def test_the_simulator_process_serves_calls_and_stops_on_sigterm(
     finally:
         exit_code = await asyncio.to_thread(process.terminate, 20)
     assert exit_code == 0, process.logs()
+
+
+# --- recordings and the failure test numbers -------------------------------------------------
+
+
+async def _completed_native_call(
+    sim: httpx.AsyncClient, receiver: CallbackReceiver, number: str = NORMAL
+) -> dict[str, Any]:
+    call_id = (await sim.post("/v1/calls", json=native_create(number))).json()["id"]
+    await callbacks_for(receiver, call_id, 3)
+    await eventually(lambda: _status_is(sim, call_id, "completed"))
+    fetched: dict[str, Any] = (await sim.get(f"/v1/calls/{call_id}")).json()
+    return fetched
+
+
+async def test_a_completed_call_has_a_wav_recording_with_byte_ranges(
+    sim: httpx.AsyncClient, receiver: CallbackReceiver
+) -> None:
+    call = await _completed_native_call(sim, receiver)
+    assert call["recording_available"] is True
+
+    whole = await sim.get(call["recording_url"])
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "audio/wav"
+    assert whole.content[:4] == b"RIFF"
+    assert whole.content[8:12] == b"WAVE"
+    assert int(whole.headers["content-length"]) == len(whole.content) > 20_000
+    size = len(whole.content)
+
+    part = await sim.get(call["recording_url"], headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 10-19/{size}"
+    assert part.content == whole.content[10:20]
+    tail = await sim.get(call["recording_url"], headers={"Range": "bytes=-5"})
+    assert (tail.status_code, tail.content) == (206, whole.content[-5:])
+    beyond = await sim.get(call["recording_url"], headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416
+
+    anonymous = await sim.get(call["recording_url"], headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+
+
+async def test_the_no_recording_number_completes_without_one(
+    sim: httpx.AsyncClient, receiver: CallbackReceiver
+) -> None:
+    call = await _completed_native_call(sim, receiver, "+15005550012")
+
+    assert (call["recording_available"], call["recording_url"]) == (False, None)
+    assert (await sim.get(f"/v1/calls/{call['id']}/recording")).status_code == 404
+
+
+async def test_the_voicemail_number_ends_at_the_voicemail(
+    sim: httpx.AsyncClient, receiver: CallbackReceiver
+) -> None:
+    call = await _completed_native_call(sim, receiver, "+15005550011")
+
+    assert call["ended_reason"] == "voicemail_reached"
+    assert call["analysis"] is None
+    assert call["outcome"] is None
+    assert call["recording_available"] is True
+
+
+async def test_the_outage_number_answers_503_for_a_while_then_accepts(
+    receiver: CallbackReceiver,
+) -> None:
+    settings = sim_settings(receiver.url, sim_outage_seconds=0.6)
+    async with (
+        serving(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {SIM_KEY}"}) as c,
+    ):
+        key = {"Idempotency-Key": f"outage-{time.monotonic()}"}
+        started = time.monotonic()
+        first = await c.post("/v1/calls", json=native_create("+15005550009"), headers=key)
+        assert first.status_code == 503
+
+        async def accepted() -> httpx.Response | None:
+            answer = await c.post("/v1/calls", json=native_create("+15005550009"), headers=key)
+            return answer if answer.status_code == 201 else None
+
+        await eventually(accepted, within=5, interval=0.1)
+        assert time.monotonic() - started >= 0.6
+
+
+async def test_the_accepted_then_timeout_number_places_the_call_before_answering(
+    receiver: CallbackReceiver,
+) -> None:
+    settings = sim_settings(receiver.url, sim_accept_timeout_seconds=3)
+    async with serving(create_app(settings)) as url:
+        headers = {"Authorization": f"Bearer {SIM_KEY}", "Idempotency-Key": "att-1"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=0.5) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post("/v1/calls", json=native_create("+15005550010"))
+            log = (await client.get("/_sim/calls")).json()["data"]
+            assert [c["reference"] for c in log] == ["att-1"]  # placed, though unanswered
+
+            replay = await client.post("/v1/calls", json=native_create("+15005550010"))
+            assert replay.status_code == 200  # the idempotent replay answers at once
+            assert replay.json()["id"] == log[0]["id"]
+
+
+async def test_recording_urls_keep_the_mount_prefix(receiver: CallbackReceiver) -> None:
+    # The all-in-one mounts the simulator at /sim: its links must point there too.
+    host = FastAPI()
+    host.mount("/sim", create_app(sim_settings(receiver.url)))
+    async with (
+        serving(host) as url,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {SIM_KEY}"}) as c,
+    ):
+        call_id = (await c.post("/sim/v1/calls", json=native_create())).json()["id"]
+
+        async def recorded() -> str | None:
+            link = (await c.get(f"/sim/v1/calls/{call_id}")).json()["recording_url"]
+            return link if isinstance(link, str) else None
+
+        link = await eventually(recorded, within=10)
+        assert link == f"{url}/sim/recordings/{call_id}.wav"
+        assert (await c.get(link)).status_code == 200

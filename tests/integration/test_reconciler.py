@@ -17,10 +17,11 @@ import pytest
 
 from switchboard_dialer.dialing import CallDialer
 from switchboard_dialer.watchdog import CallWatchdog
-from switchboard_shared import callback_signing
-from switchboard_shared.callback_signing import REFERENCE_PARAMETER, callback_reference
+from switchboard_shared.calls import callback_signing
+from switchboard_shared.calls.callback_signing import REFERENCE_PARAMETER, callback_reference
+from switchboard_shared.calls.events import EventType
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
-from switchboard_shared.events import EventType
 from switchboard_shared.ports import ProviderCallRequest
 from tests.support.net import eventually
 from tests.support.pipeline_parts import (
@@ -63,7 +64,7 @@ async def lost_request(p: Pipeline, **fields: object) -> Call:
     """A queued call whose `call.requested` was published, then lost in the broker."""
     call = await queued_call(p.store, **fields)
     await p.store.mark_published(call.call_id, call.sequence)
-    aged = await p.store.update_call(call.call_id, {"updated_at": utcnow() - LONG_AGO})
+    aged = await p.store.update_call(call.call_id, CallChanges(updated_at=utcnow() - LONG_AGO))
     assert aged is not None
     assert not aged.publish_pending
     return aged
@@ -77,7 +78,7 @@ async def dialer_died_mid_request(
     call = await lost_request(p, agent=agent)
     past = utcnow() - LONG_AGO
     claimed = await p.store.update_call(
-        call.call_id, {"dial_claim": "dead-dialer", "dialing_at": past, "updated_at": past}
+        call.call_id, CallChanges(dial_claim="dead-dialer", dialing_at=past, updated_at=past)
     )
     assert claimed is not None
     if placed:
@@ -132,10 +133,10 @@ async def test_recent_queued_calls_and_live_claims_are_left_alone(pipeline: Pipe
     claimed = await lost_request(pipeline)
     await pipeline.store.update_call(
         claimed.call_id,
-        {"dial_claim": "busy-dialer", "dialing_at": utcnow(), "updated_at": utcnow() - LONG_AGO},
+        CallChanges(dial_claim="busy-dialer", dialing_at=utcnow(), updated_at=utcnow() - LONG_AGO),
     )
     pending = await queued_call(pipeline.store)  # the outbox relay's to publish
-    await pipeline.store.update_call(pending.call_id, {"updated_at": utcnow() - LONG_AGO})
+    await pipeline.store.update_call(pending.call_id, CallChanges(updated_at=utcnow() - LONG_AGO))
 
     assert await watchdog.run_once() == 0
     assert pipeline.events.events == []
@@ -198,7 +199,7 @@ async def test_without_a_lookup_a_stale_claim_is_never_redialed_and_ends_failed(
     # Within the agent's max duration its callbacks may still come: wait for them.
     recent = utcnow() - timedelta(seconds=60)
     await pipeline.store.update_call(
-        call.call_id, {"dialing_at": utcnow() - timedelta(seconds=30), "updated_at": recent}
+        call.call_id, CallChanges(dialing_at=utcnow() - timedelta(seconds=30), updated_at=recent)
     )
     assert AGENT_MAX_DURATION > 30
     await watchdog.run_once()
@@ -208,7 +209,7 @@ async def test_without_a_lookup_a_stale_claim_is_never_redialed_and_ends_failed(
     assert waiting.dial_claim == "dead-dialer"
 
     await pipeline.store.update_call(
-        call.call_id, {"dialing_at": utcnow() - LONG_AGO, "updated_at": utcnow() - LONG_AGO}
+        call.call_id, CallChanges(dialing_at=utcnow() - LONG_AGO, updated_at=utcnow() - LONG_AGO)
     )
     await watchdog.run_once()
 

@@ -15,10 +15,14 @@ from urllib.parse import quote
 
 import pytest
 
-from switchboard_shared.adapters.paging import Position, encode_cursor
-from switchboard_shared.adapters.store_sqlite import SqliteStore
+from switchboard_shared.adapters.store.common.paging import Position, encode_cursor
+from switchboard_shared.adapters.store.common.records import as_stored
+from switchboard_shared.adapters.store.sqlite import SqliteStore
 from switchboard_shared.domain.agents import Agent
-from switchboard_shared.domain.calls import Call, CallFilter, CallStatus, utcnow
+from switchboard_shared.domain.batches import Batch, BatchCall, BatchState
+from switchboard_shared.domain.blocked_numbers import BlockedNumber
+from switchboard_shared.domain.call_changes import CallChanges, CallGuard
+from switchboard_shared.domain.calls import Call, CallAttempt, CallFilter, CallStatus, utcnow
 from switchboard_shared.domain.tenants import Tenant, new_api_key
 from switchboard_shared.domain.webhooks import (
     Delivery,
@@ -34,7 +38,7 @@ from switchboard_shared.ports import (
     Store,
     StoreError,
 )
-from tests.support.net import free_port
+from switchboard_testing.net import free_port
 from tests.support.stores import STORE_KINDS, StoreKind, open_store
 from tests.support.tcp_proxy import CuttableProxy
 
@@ -339,9 +343,8 @@ async def test_update_call_applies_changes_when_guards_hold(store: Store) -> Non
     call, _ = await store.insert_call(new_call(created_at=minute_ago, updated_at=minute_ago), TTL)
     updated = await store.update_call(
         call.call_id,
-        {"status": CallStatus.DIALING, "provider": "simulator", "duration": 3},
-        expected_statuses=QUEUED,
-        expected={"provider_call_id": None},
+        CallChanges(status=CallStatus.DIALING, provider="simulator", duration=3),
+        guard=CallGuard(statuses=QUEUED, provider_call_id=None),
     )
     assert updated is not None
     assert (updated.status, updated.provider, updated.duration) == ("dialing", "simulator", 3)
@@ -353,55 +356,51 @@ async def test_update_call_applies_changes_when_guards_hold(store: Store) -> Non
 
 async def test_update_call_returns_none_when_a_guard_fails(store: Store) -> None:
     call, _ = await store.insert_call(new_call(provider_call_id="p-1"), TTL)
-    failing_guards: list[dict[str, object]] = [
-        {"expected_statuses": frozenset({CallStatus.DIALING})},
-        {"expected": {"provider_call_id": None}},
-        {"expected": {"provider_call_id": "p-2"}},
-        {"expected": {"cancel_requested": True}},
-        {"expected_statuses": QUEUED, "expected": {"provider_call_id": "p-2"}},
+    failing_guards = [
+        CallGuard(statuses=frozenset({CallStatus.DIALING})),
+        CallGuard(provider_call_id=None),
+        CallGuard(provider_call_id="p-2"),
+        CallGuard(cancel_requested=True),
+        CallGuard(statuses=QUEUED, provider_call_id="p-2"),
     ]
     for guard in failing_guards:
-        assert await store.update_call(call.call_id, {"duration": 1}, **guard) is None  # type: ignore[arg-type]
-    assert await store.update_call("missing", {"duration": 1}) is None
+        assert await store.update_call(call.call_id, CallChanges(duration=1), guard=guard) is None
+    assert await store.update_call("missing", CallChanges(duration=1)) is None
     assert await store.get_call(call.call_id) == call
     matched = await store.update_call(
         call.call_id,
-        {"duration": 1},
-        expected={"provider_call_id": "p-1", "cancel_requested": False, "transcript": None},
+        CallChanges(duration=1),
+        guard=CallGuard(provider_call_id="p-1", cancel_requested=False, transcript=None),
     )
     assert matched is not None
     assert matched.duration == 1
     # a guard may name the status twice: both must hold
     both = await store.update_call(
         call.call_id,
-        {"duration": 2},
-        expected_statuses=QUEUED,
-        expected={"status": CallStatus.QUEUED, "duration": 1},
+        CallChanges(duration=2),
+        guard=CallGuard(statuses=QUEUED, status=CallStatus.QUEUED, duration=1),
     )
     assert both is not None
     assert both.duration == 2
     contradiction = await store.update_call(
-        call.call_id, {"duration": 3}, expected_statuses=QUEUED, expected={"status": "dialing"}
+        call.call_id,
+        CallChanges(duration=3),
+        guard=CallGuard(statuses=QUEUED, status=CallStatus.DIALING),
     )
     assert contradiction is None
 
 
-async def test_update_call_refuses_unknown_fields_and_bad_values(store: Store) -> None:
+async def test_update_call_refuses_a_bump_with_an_explicit_sequence(store: Store) -> None:
     call, _ = await store.insert_call(new_call(), TTL)
-    with pytest.raises(ValueError, match="no field"):
-        await store.update_call(call.call_id, {"colour": "red"})
-    with pytest.raises(ValueError, match="no field"):
-        await store.update_call(call.call_id, {}, expected={"colour": "red"})
-    with pytest.raises(ValueError, match="on_fire"):
-        await store.update_call(call.call_id, {"status": "on_fire"})
-    with pytest.raises(ValueError, match="cannot change"):
-        await store.update_call(call.call_id, {"call_id": "other"})
+    with pytest.raises(ValueError, match="sequence"):
+        await store.update_call(call.call_id, CallChanges(sequence=7), bump_sequence=True)
+    assert await store.get_call(call.call_id) == call
 
 
 async def test_update_call_keeps_an_explicit_updated_at(store: Store) -> None:
     call, _ = await store.insert_call(new_call(), TTL)
     past = datetime(2024, 1, 1, 0, 0, 0, 999999, tzinfo=UTC)
-    updated = await store.update_call(call.call_id, {"updated_at": past})
+    updated = await store.update_call(call.call_id, CallChanges(updated_at=past))
     assert updated is not None
     assert updated.updated_at == ms(past)
 
@@ -415,11 +414,14 @@ async def test_bump_sequence_and_mark_published_form_an_outbox(store: Store) -> 
     assert not published.publish_pending
 
     bumped = await store.update_call(
-        call.call_id, {"status": CallStatus.DIALING}, expected_statuses=QUEUED, bump_sequence=True
+        call.call_id,
+        CallChanges(status=CallStatus.DIALING),
+        guard=CallGuard(statuses=QUEUED),
+        bump_sequence=True,
     )
     assert bumped is not None
     assert (bumped.sequence, bumped.publish_pending) == (2, True)
-    again = await store.update_call(call.call_id, {"duration": 5}, bump_sequence=True)
+    again = await store.update_call(call.call_id, CallChanges(duration=5), bump_sequence=True)
     assert again is not None
     assert again.sequence == 3
     await store.mark_published(call.call_id, 2)  # stale: sequence 3 stays pending
@@ -440,8 +442,8 @@ async def test_concurrent_conditional_updates_have_one_winner(store: Store) -> N
         *(
             store.update_call(
                 call.call_id,
-                {"status": CallStatus.DIALING, "provider_call_id": f"p-{i}"},
-                expected_statuses=QUEUED,
+                CallChanges(status=CallStatus.DIALING, provider_call_id=f"p-{i}"),
+                guard=CallGuard(statuses=QUEUED),
                 bump_sequence=True,
             )
             for i in range(20)
@@ -461,7 +463,7 @@ async def test_find_calls_oldest_update_first(store: Store) -> None:
     for minutes, status in ages:
         call, _ = await store.insert_call(new_call(), TTL)
         updated = await store.update_call(
-            call.call_id, {"status": status, "updated_at": now - timedelta(minutes=minutes)}
+            call.call_id, CallChanges(status=status, updated_at=now - timedelta(minutes=minutes))
         )
         assert updated is not None
         stale.append(updated)
@@ -492,13 +494,14 @@ async def test_find_calls_past_their_watchdog_deadline(store: Store) -> None:
     for name, deadline in [*deadlines.items(), ("none", None)]:
         call, _ = await store.insert_call(new_call(), TTL)
         updated = await store.update_call(
-            call.call_id, {"status": CallStatus.IN_PROGRESS, "watchdog_deadline": deadline}
+            call.call_id, CallChanges(status=CallStatus.IN_PROGRESS, watchdog_deadline=deadline)
         )
         assert updated is not None
         calls[name] = updated
     ended, _ = await store.insert_call(new_call(), TTL)
     await store.update_call(
-        ended.call_id, {"status": CallStatus.COMPLETED, "watchdog_deadline": deadlines["overdue"]}
+        ended.call_id,
+        CallChanges(status=CallStatus.COMPLETED, watchdog_deadline=deadlines["overdue"]),
     )
 
     live = frozenset({CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS})
@@ -515,8 +518,95 @@ async def test_find_calls_past_their_watchdog_deadline(store: Store) -> None:
     }
 
 
+async def test_find_calls_whose_completion_is_still_to_be_notified(store: Store) -> None:
+    pending, _ = await store.insert_call(new_call(), TTL)
+    await store.update_call(
+        pending.call_id, CallChanges(status=CallStatus.COMPLETED, notify_pending=True)
+    )
+    notified, _ = await store.insert_call(new_call(), TTL)
+    await store.update_call(notified.call_id, CallChanges(status=CallStatus.FAILED))
+    live, _ = await store.insert_call(new_call(), TTL)
+
+    found = await store.find_calls(notify_pending=True)
+    assert [c.call_id for c in found] == [pending.call_id]
+    assert found[0].notify_pending is True
+    rest = await store.find_calls(notify_pending=False)
+    assert {c.call_id for c in rest} == {notified.call_id, live.call_id}
+    cleared = await store.update_call(pending.call_id, CallChanges(notify_pending=False))
+    assert cleared is not None
+    assert await store.find_calls(notify_pending=True) == []
+
+
+async def test_find_calls_due_soonest_first(store: Store) -> None:
+    now = utcnow()
+    due_times = {
+        "late": now - timedelta(minutes=1),
+        "later": now + timedelta(minutes=5),
+        "latest": now - timedelta(minutes=10),
+    }
+    calls = {}
+    for name, due in due_times.items():
+        call, _ = await store.insert_call(
+            new_call(status=CallStatus.SCHEDULED, next_attempt_at=due), TTL
+        )
+        calls[name] = call
+    await store.insert_call(new_call(status=CallStatus.QUEUED), TTL)  # no next attempt
+    await store.insert_call(
+        new_call(status=CallStatus.COMPLETED, next_attempt_at=due_times["late"]), TTL
+    )
+
+    scheduled = frozenset({CallStatus.SCHEDULED})
+    found = await store.find_calls(statuses=scheduled, due_before=now)
+    assert [c.call_id for c in found] == [calls["latest"].call_id, calls["late"].call_id]
+    assert found[1].next_attempt_at == ms(due_times["late"])
+    limited = await store.find_calls(statuses=scheduled, due_before=now, limit=1)
+    assert [c.call_id for c in limited] == [calls["latest"].call_id]
+    queued = await store.update_call(
+        calls["late"].call_id,
+        CallChanges(status=CallStatus.QUEUED, next_attempt_at=None),
+        guard=CallGuard(next_attempt_at=ms(due_times["late"])),
+    )
+    assert queued is not None
+    assert [c.call_id for c in await store.find_calls(statuses=scheduled, due_before=now)] == [
+        calls["latest"].call_id
+    ]
+
+
+async def test_attempts_and_the_schedule_round_trip(store: Store) -> None:
+    ended = ms(utcnow())
+    attempt = CallAttempt(
+        attempt=1,
+        status=CallStatus.NO_ANSWER,
+        ended_reason="no_answer",
+        started_at=None,
+        ended_at=ended,
+        duration=None,
+    )
+    window = {"start": "09:00:00", "end": "20:00:00", "days": ["mon"], "timezone": "auto"}
+    call, _ = await store.insert_call(
+        new_call(
+            status=CallStatus.SCHEDULED,
+            calling_window=window,
+            retry={"on": ["no_answer"], "max_attempts": 3, "delay_seconds": 60},
+            scheduled_at=ended,
+        ),
+        TTL,
+    )
+    updated = await store.update_call(
+        call.call_id, CallChanges(attempts=[attempt], attempt=2, next_attempt_at=ended)
+    )
+    assert updated is not None
+    stored = await store.get_call(call.call_id)
+    assert stored is not None
+    assert stored.attempts == [attempt]
+    assert (stored.attempt, stored.next_attempt_at, stored.scheduled_at) == (2, ended, ended)
+    assert stored.calling_window == window
+    assert stored.retry == {"on": ["no_answer"], "max_attempts": 3, "delay_seconds": 60}
+
+
 async def test_usage_counts_the_tenants_calls(store: Store) -> None:
     specs = [
+        (CallStatus.SCHEDULED, None),  # waiting for its time: not active
         (CallStatus.COMPLETED, 60),
         (CallStatus.COMPLETED, 30),
         (CallStatus.FAILED, None),
@@ -529,8 +619,9 @@ async def test_usage_counts_the_tenants_calls(store: Store) -> None:
     await store.insert_call(new_call("tenant-b", status=CallStatus.COMPLETED, duration=999), TTL)
 
     usage = await store.usage("tenant-a")
-    assert (usage.total_calls, usage.total_seconds, usage.active_calls) == (6, 90, 2)
+    assert (usage.total_calls, usage.total_seconds, usage.active_calls) == (7, 90, 2)
     assert usage.by_status == {
+        "scheduled": 1,
         "queued": 1,
         "dialing": 0,
         "ringing": 0,
@@ -543,6 +634,147 @@ async def test_usage_counts_the_tenants_calls(store: Store) -> None:
     }
     empty = await store.usage("tenant-c")
     assert (empty.total_calls, empty.total_seconds, empty.active_calls) == (0, 0, 0)
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def batch_with_calls(count: int, **fields: object) -> tuple[Batch, Call, list[BatchCall]]:
+    batch = Batch.model_validate(
+        {"tenant_id": "tenant-a", "agent": "altynai", "total": count, **fields}
+    )
+    template = new_call(batch_id=batch.batch_id, status=CallStatus.SCHEDULED, phone="")
+    calls = [
+        BatchCall(phone=f"+99670{i:07d}", variables={"i": i}, metadata={}, next_attempt_at=utcnow())
+        for i in range(count)
+    ]
+    return batch, template, calls
+
+
+async def test_a_batch_is_stored_with_its_calls_and_counted(store: Store) -> None:
+    batch, template, rows = batch_with_calls(1200, name="march")
+    stored, created = await store.insert_batch(batch, template, rows, TTL)
+    assert created
+    first = await store.get_call(rows[0].call_id)
+    assert first is not None
+    assert first == as_stored(template.model_copy(update=rows[0].fields()))
+    assert (first.phone, first.variables, first.batch_id) == (
+        "+996700000000",
+        {"i": 0},
+        batch.batch_id,
+    )
+    assert stored == await store.get_batch(batch.batch_id, "tenant-a")
+    assert await store.get_batch(batch.batch_id, "tenant-b") is None
+    progress = await store.batch_progress(batch.batch_id)
+    assert progress.counts["scheduled"] == 1200
+    assert sum(progress.counts.values()) == 1200
+    assert progress.attempts == 0
+    attempt = CallAttempt(attempt=1, status=CallStatus.NO_ANSWER)
+    await store.update_call(
+        rows[0].call_id, CallChanges(status=CallStatus.NO_ANSWER, attempts=[attempt, attempt])
+    )
+    progress = await store.batch_progress(batch.batch_id)
+    assert (progress.counts["no_answer"], progress.attempts) == (1, 2)
+    page = await store.list_calls("tenant-a", CallFilter(batch_id=batch.batch_id), 100, None)
+    assert len(page.calls) == 100
+    assert page.next_cursor is not None
+    assert {c.batch_id for c in page.calls} == {batch.batch_id}
+
+
+async def test_a_batch_idempotency_key_replays_without_new_calls(store: Store) -> None:
+    batch, template, calls = batch_with_calls(3, idempotency_key="k", request_fingerprint="f")
+    await store.insert_batch(batch, template, calls, TTL)
+    replay, again, more = batch_with_calls(3, idempotency_key="k", request_fingerprint="f")
+    held, created = await store.insert_batch(replay, again, more, TTL)
+    assert (held.batch_id, created) == (batch.batch_id, False)
+    assert sum((await store.batch_progress(replay.batch_id)).counts.values()) == 0
+    other, its_template, others = batch_with_calls(3, idempotency_key="k", request_fingerprint="g")
+    with pytest.raises(IdempotencyConflict):
+        await store.insert_batch(other, its_template, others, TTL)
+
+
+async def test_batch_state_is_compare_and_set(store: Store) -> None:
+    batch, template, calls = batch_with_calls(1)
+    await store.insert_batch(batch, template, calls, TTL)
+    active = frozenset({BatchState.ACTIVE})
+    paused = await store.set_batch_state(batch.batch_id, BatchState.PAUSED, from_states=active)
+    assert paused is not None
+    assert paused.state is BatchState.PAUSED
+    assert (
+        await store.set_batch_state(batch.batch_id, BatchState.PAUSED, from_states=active) is None
+    )
+    stored = await store.get_batch(batch.batch_id)
+    assert stored is not None
+    assert stored.state is BatchState.PAUSED
+
+
+async def test_find_calls_of_a_batch_held_or_not(store: Store) -> None:
+    batch, template, calls = batch_with_calls(4)
+    await store.insert_batch(batch, template, calls, TTL)
+    await store.insert_call(new_call(status=CallStatus.SCHEDULED), TTL)  # no batch
+    held_at = ms(utcnow())
+    await store.update_call(
+        calls[1].call_id, CallChanges(held_next_attempt_at=held_at, next_attempt_at=None)
+    )
+    scheduled = frozenset({CallStatus.SCHEDULED})
+    of_batch = await store.find_calls(statuses=scheduled, batch_id=batch.batch_id)
+    assert {c.call_id for c in of_batch} == {c.call_id for c in calls}
+    held = await store.find_calls(statuses=scheduled, batch_id=batch.batch_id, held=True)
+    assert [c.call_id for c in held] == [calls[1].call_id]
+    assert held[0].held_next_attempt_at == held_at
+    not_held = await store.find_calls(batch_id=batch.batch_id, held=False)
+    assert len(not_held) == 3
+
+
+# --- blocked numbers ---------------------------------------------------------------------------
+
+
+async def test_a_number_is_blocked_once_per_tenant_and_unblocked(store: Store) -> None:
+    entry, created = await store.block_number(BlockedNumber(tenant_id="t-a", phone="+996700000001"))
+    assert created
+    again, created_again = await store.block_number(
+        BlockedNumber(tenant_id="t-a", phone="+996700000001")
+    )
+    assert (again.created_at, created_again) == (entry.created_at, False)
+    _, other_created = await store.block_number(
+        BlockedNumber(tenant_id="t-b", phone="+996700000001")
+    )
+    assert other_created
+    phones = ["+996700000001", "+996700000002"]
+    assert await store.blocked_among("t-a", phones) == {"+996700000001"}
+    assert await store.blocked_among("t-c", phones) == set()
+    assert await store.unblock_number("t-a", "+996700000001")
+    assert not await store.unblock_number("t-a", "+996700000001")
+    assert await store.blocked_among("t-a", phones) == set()
+    assert await store.blocked_among("t-b", phones) == {"+996700000001"}
+
+
+async def test_blocked_among_reads_many_numbers(store: Store) -> None:
+    phones = [f"+99670{i:07d}" for i in range(2500)]
+    for phone in phones[::100]:
+        await store.block_number(BlockedNumber(tenant_id="t-a", phone=phone))
+    assert await store.blocked_among("t-a", phones) == set(phones[::100])
+
+
+async def test_blocked_numbers_page_newest_first(store: Store) -> None:
+    base = utcnow() - timedelta(minutes=10)
+    phones = [f"+99670000{i:04d}" for i in range(7)]
+    for i, phone in enumerate(phones):
+        # Two per millisecond: the phone breaks the tie.
+        moment = base + timedelta(milliseconds=i // 2)
+        await store.block_number(BlockedNumber(tenant_id="t-a", phone=phone, created_at=moment))
+    await store.block_number(BlockedNumber(tenant_id="t-b", phone=phones[0]))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_blocked_numbers("t-a", 3, cursor)
+        seen += [entry.phone for entry in page.numbers]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == list(reversed(phones))
+    with pytest.raises(InvalidCursor):
+        await store.list_blocked_numbers("t-a", 3, "bogus")
 
 
 # --- consumer dedupe, webhook endpoints ------------------------------------------------------
@@ -651,6 +883,166 @@ async def test_record_attempt_appends_and_sets_status(store: Store) -> None:
     assert len(final.attempts) == 12
 
 
+async def test_record_attempt_sets_the_next_attempt_and_counts_the_schedule(
+    store: Store,
+) -> None:
+    delivery, _ = await store.create_delivery(new_delivery(next_attempt_at=utcnow()))
+    assert delivery.schedule_attempts == 0
+    due = utcnow() + timedelta(seconds=30)
+    retry = await store.record_attempt(
+        delivery.delivery_id, DeliveryAttempt(status_code=503), DeliveryStatus.PENDING, due
+    )
+    assert retry is not None
+    assert retry.next_attempt_at == ms(due)
+    assert retry.schedule_attempts == 1
+    assert await store.get_delivery(delivery.delivery_id) == retry
+    # Delivered or failed: no next attempt, whatever the caller passed.
+    done = await store.record_attempt(
+        delivery.delivery_id, DeliveryAttempt(status_code=200), DeliveryStatus.DELIVERED, due
+    )
+    assert done is not None
+    assert done.next_attempt_at is None
+    assert done.schedule_attempts == 2
+    assert await store.get_delivery(delivery.delivery_id) == done
+    assert await store.claim_due_deliveries(due + timedelta(hours=1), due, 10) == []
+
+
+async def test_claim_due_deliveries_takes_pending_ones_due_oldest_first(store: Store) -> None:
+    now = ms(utcnow())
+
+    async def make(event_id: str, due: datetime | None, **fields: object) -> Delivery:
+        made, _ = await store.create_delivery(
+            new_delivery(event_id=event_id, next_attempt_at=due, **fields)
+        )
+        return made
+
+    second = await make("evt_second", now - timedelta(seconds=2))
+    latest = await make("evt_latest", now)  # due exactly now: due
+    first = await make("evt_first", now - timedelta(seconds=3))
+    await make("evt_later", now + timedelta(seconds=1))
+    await make("evt_done", now - timedelta(seconds=9), status=DeliveryStatus.DELIVERED)
+    await make("evt_failed", now - timedelta(seconds=9), status=DeliveryStatus.FAILED)
+    await make("evt_unscheduled", None)  # from before the store scheduled retries
+    await make("evt_other_tenant", now - timedelta(seconds=1), tenant_id="tenant-b")
+
+    lease = now + timedelta(minutes=1)
+    claimed = await store.claim_due_deliveries(now, lease, 2)
+    assert [d.event_id for d in claimed] == [first.event_id, second.event_id]
+    assert all(d.next_attempt_at == lease for d in claimed)
+    assert claimed[0].model_copy(update={"next_attempt_at": None}) == first.model_copy(
+        update={"next_attempt_at": None}
+    )
+    for delivery in claimed:
+        assert await store.get_delivery(delivery.delivery_id) == delivery
+    rest = await store.claim_due_deliveries(now, lease, 10)
+    assert [d.event_id for d in rest] == ["evt_other_tenant", latest.event_id]
+    assert await store.claim_due_deliveries(now, lease, 10) == []
+    with pytest.raises(ValueError, match="limit"):
+        await store.claim_due_deliveries(now, lease, 0)
+
+
+async def test_a_claimed_delivery_is_leased_until_the_lease_ends(store: Store) -> None:
+    now = ms(utcnow())
+    delivery, _ = await store.create_delivery(new_delivery(next_attempt_at=now))
+    lease = now + timedelta(seconds=60)
+    [claimed] = await store.claim_due_deliveries(now, lease, 10)
+    assert claimed.delivery_id == delivery.delivery_id
+    # Another notifier, even a little later: nothing while the lease holds.
+    assert await store.claim_due_deliveries(now, now + timedelta(seconds=90), 10) == []
+    assert await store.claim_due_deliveries(lease - timedelta(seconds=1), lease, 10) == []
+    # The claimer died without recording an attempt: due again once the lease ended.
+    later = lease + timedelta(seconds=60)
+    [again] = await store.claim_due_deliveries(lease, later, 10)
+    assert again.delivery_id == delivery.delivery_id
+    assert again.next_attempt_at == later
+    assert again.attempts == []
+    # Recording the attempt replaces the lease with the next due time.
+    due = later + timedelta(seconds=5)
+    await store.record_attempt(
+        delivery.delivery_id, DeliveryAttempt(status_code=500), DeliveryStatus.PENDING, due
+    )
+    assert await store.claim_due_deliveries(later, later, 10) == []
+    [third] = await store.claim_due_deliveries(due, due + timedelta(seconds=60), 10)
+    assert third.schedule_attempts == 1
+
+
+async def claim_all(stores: list[Store], now: datetime, rounds: int) -> list[str]:
+    """Concurrent claims from `stores`, `rounds` each; the ids claimed, in claim order."""
+    lease = now + timedelta(minutes=5)
+
+    async def claimer(store: Store) -> list[str]:
+        got: list[str] = []
+        for _ in range(rounds):
+            got += [d.delivery_id for d in await store.claim_due_deliveries(now, lease, 7)]
+        return got
+
+    found = await asyncio.gather(*(claimer(s) for s in stores for _ in range(3)))
+    return [delivery_id for ids in found for delivery_id in ids]
+
+
+async def test_concurrent_claims_never_take_one_delivery_twice(store: Store) -> None:
+    now = ms(utcnow())
+    made = {
+        (
+            await store.create_delivery(
+                new_delivery(event_id=f"evt_{i}", next_attempt_at=now - timedelta(seconds=i))
+            )
+        )[0].delivery_id
+        for i in range(40)
+    }
+    claimed = await claim_all([store], now, rounds=3)
+    assert len(claimed) == len(set(claimed))
+    leftover = [d.delivery_id for d in await store.claim_due_deliveries(now, now, 100)]
+    assert sorted(claimed + leftover) == sorted(made)
+
+
+async def test_sqlite_claims_from_two_connections_never_take_one_delivery_twice(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    stores = [SqliteStore(path), SqliteStore(path)]
+    for one in stores:
+        await one.start()
+    try:
+        now = ms(utcnow())
+        made = set()
+        for i in range(60):
+            delivery, _ = await stores[0].create_delivery(
+                new_delivery(event_id=f"evt_{i}", next_attempt_at=now)
+            )
+            made.add(delivery.delivery_id)
+        claimed = await claim_all(list(stores), now, rounds=4)
+        assert len(claimed) == len(set(claimed))
+        leftover = [d.delivery_id for d in await stores[1].claim_due_deliveries(now, now, 100)]
+        assert sorted(claimed + leftover) == sorted(made)
+    finally:
+        for one in stores:
+            await one.close()
+
+
+async def test_restart_delivery_starts_a_fresh_schedule_due_now(store: Store) -> None:
+    delivery, _ = await store.create_delivery(new_delivery(next_attempt_at=utcnow()))
+    for _ in range(3):
+        await store.record_attempt(
+            delivery.delivery_id, DeliveryAttempt(status_code=500), DeliveryStatus.PENDING
+        )
+    await store.record_attempt(
+        delivery.delivery_id, DeliveryAttempt(status_code=500), DeliveryStatus.FAILED
+    )
+    now, requested = utcnow(), utcnow() - timedelta(seconds=1)
+    restarted = await store.restart_delivery(delivery.delivery_id, now, requested)
+    assert restarted is not None
+    assert restarted.status is DeliveryStatus.PENDING
+    assert restarted.schedule_attempts == 0
+    assert restarted.next_attempt_at == ms(now)
+    assert restarted.replayed_at == ms(requested)
+    assert len(restarted.attempts) == 4
+    assert await store.get_delivery(delivery.delivery_id) == restarted
+    [claimed] = await store.claim_due_deliveries(now, now + timedelta(minutes=1), 10)
+    assert claimed.delivery_id == delivery.delivery_id
+    assert await store.restart_delivery("dlv_missing", now, None) is None
+
+
 async def test_list_deliveries_pages_with_filters(store: Store) -> None:
     base = ms(utcnow() - timedelta(hours=1))
     made = []
@@ -696,7 +1088,11 @@ async def test_list_deliveries_pages_with_filters(store: Store) -> None:
 _CONTENDER = """
 import asyncio, json, sys
 from pathlib import Path
-from switchboard_shared.adapters.store_sqlite import SqliteStore
+from switchboard_shared.adapters.store.sqlite import SqliteStore
+from switchboard_shared.adapters.store.common.records import as_stored
+from switchboard_shared.domain.batches import Batch, BatchCall, BatchState
+from switchboard_shared.domain.blocked_numbers import BlockedNumber
+from switchboard_shared.domain.call_changes import CallChanges, CallGuard
 from switchboard_shared.domain.calls import CallStatus
 
 async def main(path: str, name: str, reverse: bool, counter_id: str, increments: int) -> None:
@@ -709,8 +1105,8 @@ async def main(path: str, name: str, reverse: bool, counter_id: str, increments:
     for call_id in reversed(ids) if reverse else ids:
         claimed = await store.update_call(
             call_id,
-            {"status": CallStatus.DIALING, "provider": name},
-            expected_statuses=frozenset({CallStatus.QUEUED}),
+            CallChanges(status=CallStatus.DIALING, provider=name),
+            guard=CallGuard(statuses=frozenset({CallStatus.QUEUED})),
             bump_sequence=True,
         )
         if claimed is not None:
@@ -719,7 +1115,10 @@ async def main(path: str, name: str, reverse: bool, counter_id: str, increments:
     while done < increments:  # read, then compare-and-set on the sequence
         current = await store.get_call(counter_id)
         if await store.update_call(
-            counter_id, {}, expected={"sequence": current.sequence}, bump_sequence=True
+            counter_id,
+            CallChanges(),
+            guard=CallGuard(sequence=current.sequence),
+            bump_sequence=True,
         ):
             done += 1
     await store.close()
@@ -730,7 +1129,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4], int(
 
 
 async def test_sqlite_conditional_updates_are_atomic_across_processes(tmp_path: Path) -> None:
-    from switchboard_shared.adapters.store_sqlite import SqliteStore
+    from switchboard_shared.adapters.store.sqlite import SqliteStore
 
     path = tmp_path / "nested" / "shared.db"
     store = SqliteStore(path)
@@ -819,7 +1218,8 @@ async def test_mongo_call_listing_is_served_by_an_index(
 ) -> None:
     from pymongo import AsyncMongoClient
 
-    from switchboard_shared.adapters.store_mongo import MongoStore, call_list_queries
+    from switchboard_shared.adapters.store.mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo.queries import call_list_queries
 
     store = MongoStore(mongodb_url, unique_name)
     await store.start()
@@ -852,7 +1252,7 @@ async def test_mongo_call_listing_is_served_by_an_index(
 
 
 async def test_mongo_start_raises_store_error_when_unreachable(unique_name: str) -> None:
-    from switchboard_shared.adapters.store_mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo import MongoStore
 
     url = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
     store = MongoStore(url, unique_name, timeout_ms=300)
@@ -867,7 +1267,7 @@ async def test_mongo_ping_raises_store_error_when_the_server_goes_away(
 ) -> None:
     from pymongo.uri_parser import parse_uri
 
-    from switchboard_shared.adapters.store_mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo import MongoStore
 
     parsed = parse_uri(mongodb_url)
     host, port = parsed["nodelist"][0]
@@ -910,8 +1310,155 @@ async def test_sqlite_opens_a_file_from_before_the_watchdog_deadline_column(
         assert stored is not None
         assert stored.watchdog_deadline is None
         deadline = utcnow() - timedelta(minutes=1)
-        await reopened.update_call(call.call_id, {"watchdog_deadline": deadline})
+        await reopened.update_call(call.call_id, CallChanges(watchdog_deadline=deadline))
         found = await reopened.find_calls(deadline_before=utcnow())
         assert [c.call_id for c in found] == [call.call_id]
+    finally:
+        await reopened.close()
+
+
+async def test_mongo_due_deliveries_are_served_by_an_index(
+    mongodb_url: str, unique_name: str
+) -> None:
+    from pymongo import AsyncMongoClient
+
+    from switchboard_shared.adapters.store.mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo.queries import due_delivery_query
+
+    store = MongoStore(mongodb_url, unique_name)
+    await store.start()
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        now = ms(utcnow())
+        for i in range(12):
+            await store.create_delivery(
+                new_delivery(
+                    event_id=f"evt_{i}",
+                    next_attempt_at=now - timedelta(seconds=i),
+                    status=[DeliveryStatus.PENDING, DeliveryStatus.DELIVERED][i % 2],
+                )
+            )
+        query = due_delivery_query(now, 50)
+        explained = await client[unique_name].command(
+            "explain",
+            {"find": "deliveries", "filter": query.filter, "sort": dict(query.sort), "limit": 50},
+            verbosity="queryPlanner",
+        )
+        stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+        names = [stage["stage"] for stage in stages]
+        assert "COLLSCAN" not in names, explained
+        scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
+        assert {stage.get("indexName") for stage in scans} == {"deliveries_by_due"}, explained
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+        await store.close()
+
+
+async def test_sqlite_due_deliveries_are_served_by_an_index(tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    store = SqliteStore(path)
+    await store.start()
+    await store.close()
+    with closing(sqlite3.connect(path)) as conn:
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT next_attempt_at, doc FROM deliveries "
+                "WHERE status = ? AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at, delivery_id LIMIT ?",
+                ("pending", 0, 10),
+            )
+        )
+    assert "deliveries_by_due" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+async def test_mongo_due_calls_are_served_by_an_index(mongodb_url: str, unique_name: str) -> None:
+    from pymongo import AsyncMongoClient
+
+    from switchboard_shared.adapters.store.mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo.calls import call_sweep_order
+
+    store = MongoStore(mongodb_url, unique_name)
+    await store.start()
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        now = ms(utcnow())
+        for i in range(12):
+            status = [CallStatus.SCHEDULED, CallStatus.COMPLETED][i % 2]
+            await store.insert_call(
+                new_call(status=status, next_attempt_at=now - timedelta(seconds=i)), TTL
+            )
+        explained = await client[unique_name].command(
+            "explain",
+            {
+                "find": "calls",
+                # The filter find_calls(statuses={scheduled}, due_before=now) sends.
+                "filter": {"status": "scheduled", "next_attempt_at": {"$lte": now}},
+                "sort": dict(call_sweep_order(due=True)),
+                "limit": 50,
+            },
+            verbosity="queryPlanner",
+        )
+        stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+        assert "COLLSCAN" not in [stage["stage"] for stage in stages], explained
+        scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
+        assert {stage.get("indexName") for stage in scans} == {"calls_by_status_next_attempt"}, (
+            explained
+        )
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+        await store.close()
+
+
+async def test_sqlite_due_calls_are_served_by_an_index(tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    store = SqliteStore(path)
+    await store.start()
+    await store.close()
+    with closing(sqlite3.connect(path)) as conn:
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT doc FROM calls "
+                "WHERE status IN (?) AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at, call_id LIMIT ?",
+                ("scheduled", 0, 10),
+            )
+        )
+    assert "calls_by_status_next_attempt" in plan, plan
+
+
+async def test_sqlite_opens_a_file_from_before_deliveries_were_scheduled(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStore(path)
+    await store.start()
+    old, _ = await store.create_delivery(new_delivery())
+    await store.close()
+    # What a file written before `next_attempt_at` existed looks like.
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX deliveries_by_due")
+        conn.execute("ALTER TABLE deliveries DROP COLUMN next_attempt_at")
+        doc = json.loads(conn.execute("SELECT doc FROM deliveries").fetchone()[0])
+        for name in ("next_attempt_at", "schedule_attempts", "replayed_at"):
+            del doc[name]
+        conn.execute("UPDATE deliveries SET doc = ?", (json.dumps(doc),))
+        conn.commit()
+
+    reopened = SqliteStore(path)
+    await reopened.start()
+    try:
+        stored = await reopened.get_delivery(old.delivery_id)
+        assert stored is not None
+        assert (stored.next_attempt_at, stored.schedule_attempts) == (None, 0)
+        now = utcnow()
+        assert await reopened.claim_due_deliveries(now, now, 10) == []
+        await reopened.restart_delivery(old.delivery_id, now, None)
+        [claimed] = await reopened.claim_due_deliveries(now, now + timedelta(minutes=1), 10)
+        assert claimed.delivery_id == old.delivery_id
     finally:
         await reopened.close()

@@ -36,17 +36,18 @@ from switchboard_ingest import service as ingest_service
 from switchboard_notifier import service as notifier_service
 from switchboard_notifier.handler import QUEUE as NOTIFIER_QUEUE
 from switchboard_provider_sim import service as sim_service
-from switchboard_shared import telemetry
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
 from switchboard_shared.adapters.providers import build_providers
-from switchboard_shared.adapters.store_sqlite import SqliteStore
-from switchboard_shared.bootstrap import Components
-from switchboard_shared.ops_http import Readiness
-from switchboard_shared.runtime import ServiceParts, serve
-from switchboard_shared.settings import Settings
+from switchboard_shared.adapters.store.sqlite import SqliteStore
+from switchboard_shared.http.ops import Readiness
+from switchboard_shared.observability import tracing as telemetry
+from switchboard_shared.runtime.bootstrap import Components
+from switchboard_shared.runtime.process import ServiceParts, serve
+from switchboard_shared.runtime.settings import Settings
+from switchboard_testing.net import free_port
+from switchboard_testing.servers import serving
 from tests.support.api_client import AGENTS_FILE, create_tenant_with_key
-from tests.support.net import eventually, free_port
-from tests.support.servers import serving
+from tests.support.net import eventually
 
 PHONE = "+996700000000"  # not a simulator test number: the call completes
 

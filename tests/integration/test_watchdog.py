@@ -13,8 +13,9 @@ import pytest
 
 from switchboard_dialer.dialing import CallDialer
 from switchboard_dialer.watchdog import CallWatchdog
+from switchboard_shared.calls.events import EventType
+from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
-from switchboard_shared.events import EventType
 from tests.support.net import eventually
 from tests.support.pipeline_parts import (
     AGENT_MAX_DURATION,
@@ -68,7 +69,7 @@ async def age(p: Pipeline, call: Call, by: timedelta) -> None:
     past = utcnow() - by
     deadline = past + timedelta(seconds=AGENT_MAX_DURATION + GRACE)
     aged = await p.store.update_call(
-        call.call_id, {"dialing_at": past, "updated_at": past, "watchdog_deadline": deadline}
+        call.call_id, CallChanges(dialing_at=past, updated_at=past, watchdog_deadline=deadline)
     )
     assert aged is not None
 
@@ -87,11 +88,11 @@ async def test_the_dialer_sets_the_deadline_from_the_agents_max_duration(
 @pytest.mark.parametrize(
     ("agent", "phone", "status", "reason"),
     [
-        ("sim-agent", NORMAL_NUMBER, CallStatus.COMPLETED, "hangup"),
-        ("vocode-agent", NORMAL_NUMBER, CallStatus.COMPLETED, "hangup"),
-        ("voxpria-agent", NORMAL_NUMBER, CallStatus.COMPLETED, "hangup"),
-        ("sim-agent", BUSY, CallStatus.BUSY, "busy"),
-        ("voxpria-agent", NO_ANSWER, CallStatus.NO_ANSWER, "no_answer"),
+        ("sim-agent", NORMAL_NUMBER, CallStatus.COMPLETED, "customer_hangup"),
+        ("vocode-agent", NORMAL_NUMBER, CallStatus.COMPLETED, "completed"),
+        ("voxpria-agent", NORMAL_NUMBER, CallStatus.COMPLETED, "completed"),
+        ("sim-agent", BUSY, CallStatus.BUSY, "dial_busy"),
+        ("voxpria-agent", NO_ANSWER, CallStatus.NO_ANSWER, "dial_no_answer"),
     ],
 )
 async def test_an_overdue_call_takes_the_providers_terminal_answer(
@@ -145,7 +146,7 @@ async def test_an_overdue_call_the_provider_does_not_know_fails_as_timed_out(
 ) -> None:
     call = await dialed_call(pipeline, phone=SILENT)
     # The provider lost the call (its get answers 404).
-    await pipeline.store.update_call(call.call_id, {"provider_call_id": "sim_gone"})
+    await pipeline.store.update_call(call.call_id, CallChanges(provider_call_id="sim_gone"))
     await age(pipeline, call, OVERDUE)
 
     assert await watchdog(pipeline).run_once() == 1
@@ -181,10 +182,10 @@ async def test_calls_within_their_deadline_are_left_alone(pipeline: Pipeline) ->
     await age(pipeline, quiet, OVERDUE - timedelta(seconds=10))
     # Live, and recently dialed.
     recent = await dialed_call(pipeline, phone=SILENT)
-    await pipeline.store.update_call(recent.call_id, {"status": CallStatus.IN_PROGRESS})
+    await pipeline.store.update_call(recent.call_id, CallChanges(status=CallStatus.IN_PROGRESS))
     # Not live: never dialed.
     waiting = await queued_call(pipeline.store)
-    await pipeline.store.update_call(waiting.call_id, {"updated_at": utcnow() - OVERDUE})
+    await pipeline.store.update_call(waiting.call_id, CallChanges(updated_at=utcnow() - OVERDUE))
 
     assert await watchdog(pipeline).run_once() == 0
 

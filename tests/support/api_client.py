@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from switchboard_api.admin import load_agents_file
 from switchboard_api.app import create_app
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
 from switchboard_shared.domain.agents import Agent
 from switchboard_shared.domain.tenants import Tenant, new_api_key
-from switchboard_shared.ports import Bus, Store
-from switchboard_shared.settings import Settings
-from tests.support.servers import serving
+from switchboard_shared.ports import Bus, Provider, Store
+from switchboard_shared.runtime.operator import load_agents_file
+from switchboard_shared.runtime.settings import Settings
+from switchboard_testing.servers import serving
 from tests.support.stores import open_store
 
 AGENTS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "agents.example.yaml"
@@ -48,6 +48,20 @@ EXTRA_AGENTS = [
         provider="voxpria",
         provider_agent_id="agent_abc123",
         from_number="+15005550099",
+    ),
+    Agent(
+        key="vappy",
+        name="Vappy",
+        provider="vapi",
+        provider_agent_id="5b0a4a1e-vapi-assistant-0001",
+        from_number="+15005550055",
+    ),
+    Agent(
+        key="retta",
+        name="Retta",
+        provider="retell",
+        provider_agent_id="oBeDLoLOeuAbiuaMFXRtDOLriTJ5tSxD",
+        from_number="+15005550066",
     ),
 ]
 
@@ -92,9 +106,11 @@ async def running_api(
     settings: Settings | None = None,
     store: Store | None = None,
     bus: Bus | None = None,
+    providers: Mapping[str, Provider] | None = None,
 ) -> AsyncIterator[ApiHarness]:
     """Serve `create_app` over a fresh SQLite store (agents loaded) and an in-process bus,
-    unless `store` / `bus` are given (already started, and left open)."""
+    unless `store` / `bus` are given (already started, and left open); `providers` are
+    the adapters recordings come through (the caller closes them)."""
     settings = settings or Settings()
     async with contextlib.AsyncExitStack() as stack:
         if store is None:
@@ -107,7 +123,7 @@ async def running_api(
             await in_process.start()
             stack.push_async_callback(in_process.close)
             bus = in_process
-        app = create_app(settings=settings, store=store, bus=bus)
+        app = create_app(settings=settings, store=store, bus=bus, providers=providers)
         base_url = await stack.enter_async_context(serving(app))
         harness = ApiHarness(base_url=base_url, store=store, bus=bus, settings=settings)
         stack.push_async_callback(harness.close_clients)

@@ -1,4 +1,4 @@
-"""Loopback helpers: free ports and waiting for conditions instead of sleeping."""
+"""Waiting for conditions instead of sleeping. (A free port: `switchboard_testing.net`.)"""
 
 from __future__ import annotations
 
@@ -9,12 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

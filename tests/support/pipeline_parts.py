@@ -17,25 +17,34 @@ import httpx
 from fastapi import FastAPI, Request, Response
 
 from switchboard_ingest.callbacks import CallbackIngest
-from switchboard_ingest.routes import create_router
+from switchboard_ingest.routes import router as ingest_router
 from switchboard_provider_sim import create_app as create_simulator_app
-from switchboard_shared.adapters.bus_inprocess import InProcessBus
+from switchboard_shared.adapters.bus.inprocess import InProcessBus
 from switchboard_shared.adapters.providers import build_providers
+from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.domain.agents import Agent
 from switchboard_shared.domain.calls import Call
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.http_errors import install_error_handlers
+from switchboard_shared.http.error_handling import install_error_handlers
 from switchboard_shared.ports import MessageContext, Provider, Store, Subscription
-from switchboard_shared.settings import Settings
-from tests.support.net import eventually, free_port
-from tests.support.servers import serving
+from switchboard_shared.runtime.settings import Settings
+from switchboard_testing.net import free_port
+from switchboard_testing.servers import serving
+from tests.support.net import eventually
 from tests.support.stores import open_store
 
-API_KEYS = {"simulator": "sim-key", "vocode": "vocode-key", "voxpria": "voxpria-key"}
+API_KEYS = {
+    "simulator": "sim-key",
+    "vocode": "vocode-key",
+    "voxpria": "voxpria-key",
+    "vapi": "vapi-key",
+    "retell": "retell-key",  # Retell also signs its webhooks with it
+}
 CALLBACK_SECRETS = {
     "simulator": "sim-callback-secret",
     "vocode": "vocode-callback-secret",
     "voxpria": "voxpria-callback-secret",
+    "vapi": "vapi-server-secret",
+    "retell": "retell-callback-secret",
 }
 NORMAL_NUMBER = "+14155550123"
 AGENT_MAX_DURATION = 60
@@ -62,6 +71,22 @@ AGENTS = [
         name="Voxpria",
         provider="voxpria",
         provider_agent_id="agent_abc123",
+        max_duration_seconds=AGENT_MAX_DURATION,
+    ),
+    Agent(
+        key="vapi-agent",
+        name="Vapi",
+        provider="vapi",
+        provider_agent_id="vapi-assistant-1",
+        from_number="+15005550055",  # not sent: Vapi dials from its phoneNumberId setting
+        max_duration_seconds=AGENT_MAX_DURATION,
+    ),
+    Agent(
+        key="retell-agent",
+        name="Retell",
+        provider="retell",
+        provider_agent_id="retell-agent-1",
+        from_number="+15005550066",
         max_duration_seconds=AGENT_MAX_DURATION,
     ),
     Agent(
@@ -92,6 +117,8 @@ def pipeline_settings(sim_url: str, callback_url: str, **overrides: Any) -> Sett
         "simulator": provider("simulator"),
         "vocode": provider("vocode"),
         "voxpria": provider("voxpria"),
+        "vapi": provider("vapi"),
+        "retell": provider("retell"),
         "callback_base_url": callback_url,
         "sim_ring_delay_seconds": 0.05,
         "sim_answer_delay_seconds": 0.05,
@@ -198,7 +225,8 @@ def ingest_app(
     """The webhook-ingest routes with the error shape, as the service serves them."""
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(create_router(CallbackIngest(store, bus, providers, settings)))
+    app.state.ingest = CallbackIngest(store, bus, providers, settings)
+    app.include_router(ingest_router)
     return app
 
 

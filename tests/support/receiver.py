@@ -22,11 +22,16 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """Answers 200 after `delay` seconds; `in_flight` counts requests being answered."""
+    """Answers 200 after `delay` seconds; `in_flight` counts requests being answered.
+
+    While `failing` is set it answers 500 instead (a receiver outage): those requests are
+    counted in `refused` and not recorded in `received`."""
 
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     in_flight: int = 0
+    failing: bool = False
+    refused: int = 0
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -38,6 +43,9 @@ class WebhookReceiver:
                 body = await request.body()
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                if self.failing:
+                    self.refused += 1
+                    return Response(status_code=500)
                 self.received.append(Received(dict(request.headers), body))
                 return Response(status_code=200)
             finally:

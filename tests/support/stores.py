@@ -24,7 +24,7 @@ async def open_store(
     (the `mongodb_url` fixture), dropped afterwards.
     """
     if kind == "sqlite":
-        from switchboard_shared.adapters.store_sqlite import SqliteStore
+        from switchboard_shared.adapters.store.sqlite import SqliteStore
 
         sqlite_store = SqliteStore(tmp_path / f"store-{uuid.uuid4().hex[:8]}.db")
         await sqlite_store.start()
@@ -38,7 +38,7 @@ async def open_store(
         raise ValueError("open_store('mongo') needs the mongodb_url fixture")
     from pymongo import AsyncMongoClient
 
-    from switchboard_shared.adapters.store_mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo import MongoStore
 
     database = f"t{uuid.uuid4().hex[:12]}"
     mongo_store = MongoStore(mongodb_url, database)

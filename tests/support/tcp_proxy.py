@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.support.net import free_port
+from switchboard_testing.net import free_port
 
 
 class CuttableProxy:

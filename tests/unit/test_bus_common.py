@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard_shared.adapters.bus_common import (
+from switchboard_shared.adapters.bus.common import (
     ATTEMPT_HEADER,
     attempt_of,
     dead_letter_queue,

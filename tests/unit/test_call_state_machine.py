@@ -14,6 +14,8 @@ from switchboard_shared.domain.calls import (
 S = CallStatus
 
 ALLOWED = [
+    (S.SCHEDULED, S.QUEUED),  # its time came
+    (S.SCHEDULED, S.CANCELED),
     (S.QUEUED, S.DIALING),
     (S.QUEUED, S.CANCELED),
     (S.QUEUED, S.FAILED),
@@ -38,6 +40,15 @@ REFUSED = [
     (S.COMPLETED, S.FAILED),  # second, different terminal
     (S.CANCELED, S.IN_PROGRESS),
     (S.BUSY, S.COMPLETED),
+    # A scheduled call waits for its dispatch: a late callback of an earlier attempt
+    # (ringing, in progress, an end) never moves it.
+    (S.SCHEDULED, S.DIALING),
+    (S.SCHEDULED, S.RINGING),
+    (S.SCHEDULED, S.IN_PROGRESS),
+    (S.SCHEDULED, S.NO_ANSWER),
+    (S.SCHEDULED, S.COMPLETED),
+    (S.QUEUED, S.SCHEDULED),
+    (S.NO_ANSWER, S.SCHEDULED),  # a redial is not a transition (calls/attempts.py)
 ]
 
 
@@ -61,4 +72,12 @@ def test_nothing_leaves_a_terminal_status(terminal: CallStatus) -> None:
 def test_guard_sets_match_the_transition_table() -> None:
     assert statuses_that_may_become(S.IN_PROGRESS) == {S.QUEUED, S.DIALING, S.RINGING}
     assert statuses_that_may_become(S.COMPLETED) == {S.QUEUED, S.DIALING, S.RINGING, S.IN_PROGRESS}
-    assert statuses_that_may_become(S.QUEUED) == frozenset()
+    assert statuses_that_may_become(S.QUEUED) == {S.SCHEDULED}
+    assert statuses_that_may_become(S.SCHEDULED) == frozenset()
+    assert statuses_that_may_become(S.CANCELED) == {
+        S.SCHEDULED,
+        S.QUEUED,
+        S.DIALING,
+        S.RINGING,
+        S.IN_PROGRESS,
+    }

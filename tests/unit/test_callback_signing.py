@@ -7,8 +7,8 @@ import hmac
 
 import pytest
 
-from switchboard_shared import callback_signing
-from switchboard_shared.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA
+from switchboard_shared.calls import callback_signing
+from switchboard_shared.calls.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA
 from switchboard_shared.ports import InvalidCallback
 
 SECRET = "callback-secret"

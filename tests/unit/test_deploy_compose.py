@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from switchboard_shared.settings import Settings, environment_variable_names
+from switchboard_shared.runtime.settings import Settings, environment_variable_names
 
 ROOT = Path(__file__).parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -33,6 +33,7 @@ SERVICE_TARGETS = {
     "dialer": ("switchboard-dialer", "switchboard_dialer"),
     "webhook-ingest": ("switchboard-webhook-ingest", "switchboard_ingest"),
     "notifier": ("switchboard-notifier", "switchboard_notifier"),
+    "media-edge": ("switchboard-media-edge", "switchboard_media_edge"),
     "provider-sim": ("switchboard-provider-sim", "switchboard_provider_sim"),
 }
 ALL_TARGET = "all"
@@ -192,7 +193,9 @@ def test_every_switchboard_variable_is_a_real_setting(compose: dict[str, Any]) -
     for name, svc in compose["services"].items():
         for key in environment(svc):
             if key.startswith("SWITCHBOARD_"):
-                assert key in real, f"{name}: {key} is not a setting (switchboard_shared.settings)"
+                assert key in real, (
+                    f"{name}: {key} is not a setting (switchboard_shared.runtime.settings)"
+                )
 
 
 @pytest.mark.parametrize("service", [*sorted(SERVICE_TARGETS), "bootstrap"])
@@ -307,12 +310,18 @@ def test_infrastructure_healthchecks(compose: dict[str, Any]) -> None:
     assert f"replicaSet={replset}" in url
 
 
-def test_only_api_and_webhook_ingest_are_published(compose: dict[str, Any]) -> None:
+def test_only_api_webhook_ingest_and_the_media_edge_are_published(
+    compose: dict[str, Any],
+) -> None:
     published = {}
     for name, svc in compose["services"].items():
         if in_default_profile(svc) and svc.get("ports"):
             published[name] = [str(p) for p in svc["ports"]]
-    assert published == {"api": ["8000:8000"], "webhook-ingest": ["8001:8000"]}
+    assert published == {
+        "api": ["8000:8000"],
+        "webhook-ingest": ["8001:8000"],
+        "media-edge": ["8002:8000"],
+    }
 
 
 def test_bootstrap_creates_the_demo_tenant_and_key(compose: dict[str, Any]) -> None:
@@ -326,11 +335,25 @@ def test_bootstrap_creates_the_demo_tenant_and_key(compose: dict[str, Any]) -> N
     assert [m.split(":")[1] for m in mounted] == ["/app/deploy/agents.example.yaml"]
 
 
+def test_bootstrap_runs_cli_commands_only(compose: dict[str, Any]) -> None:
+    """The bootstrap script is `switchboard` commands (and an echo), not inline code."""
+    bootstrap = compose["services"]["bootstrap"]
+    (script,) = bootstrap["command"]
+    lines = [line.strip() for line in script.splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert line.split()[0] in {"switchboard", "echo"}, line
+        assert not re.search(r"<<|python|\|\|", line), f"{line}: commands, no code or fallbacks"
+    commands = [line.split()[1:3] for line in lines if line.startswith("switchboard")]
+    assert commands == [["agents", "load"], ["tenants", "ensure"], ["keys", "create"]]
+
+
 def test_bootstrap_script_runs_and_is_repeatable(compose: dict[str, Any], tmp_path: Path) -> None:
     """The bootstrap command, run as the container runs it (WORKDIR /app is the repo root
-    here), against the embedded store instead of MongoDB: twice, as a re-run would."""
+    here, compose's `$$` is a literal `$`), against the embedded store instead of MongoDB:
+    twice, as a re-run would."""
     bootstrap = compose["services"]["bootstrap"]
-    command = [*bootstrap["entrypoint"], *bootstrap["command"]]
+    command = [*bootstrap["entrypoint"], *map(interpolate, bootstrap["command"])]
     assert command[:2] == ["sh", "-ec"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -343,6 +366,17 @@ def test_bootstrap_script_runs_and_is_repeatable(compose: dict[str, Any], tmp_pa
         assert result.returncode == 0, f"run {attempt}: {result.stdout}\n{result.stderr}"
         assert key in result.stdout, "the demo key must be printed in the logs"
         assert "altynai" in result.stdout
+    listing = subprocess.run(
+        ["switchboard", "keys", "list", "--tenant", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    (row,) = listing.stdout.splitlines()[1:]  # the re-run stored no second key
+    assert key[:7] in row
 
 
 def test_observability_profile(compose: dict[str, Any]) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from switchboard_shared.events import Event, EventType
-from switchboard_shared.logs import (
+from switchboard_shared.calls.events import Event, EventType
+from switchboard_shared.observability.logs import (
     JsonFormatter,
     RedactingFilter,
     call_scope,
@@ -23,7 +23,7 @@ from switchboard_shared.logs import (
     with_call_scope,
 )
 from switchboard_shared.ports import MessageContext
-from switchboard_shared.settings import Settings
+from switchboard_shared.runtime.settings import Settings
 
 CALL_ID = "3f1c2a9e-8d4b-4e0a-9a51-2b7c9d0e1f23"
 

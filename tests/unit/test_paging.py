@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from switchboard_shared.adapters.paging import (
+from switchboard_shared.adapters.store.common.paging import (
     Position,
     decode_cursor,
     encode_cursor,
     from_millis,
     to_millis,
 )
-from switchboard_shared.adapters.store_records import stored_value
+from switchboard_shared.adapters.store.common.records import stored_value
 from switchboard_shared.ports import InvalidCursor
 
 

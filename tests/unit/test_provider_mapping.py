@@ -11,22 +11,27 @@ from pydantic import SecretStr
 
 from switchboard_provider_sim.calls import SimCall, SimStatus
 from switchboard_provider_sim.dialects import native as sim_native
+from switchboard_provider_sim.dialects import retell as sim_retell
+from switchboard_provider_sim.dialects import vapi as sim_vapi
 from switchboard_provider_sim.dialects import vocode as sim_vocode
 from switchboard_provider_sim.dialects import voxpria as sim_voxpria
+from switchboard_provider_sim.lifecycle import ENDED_BY
 from switchboard_provider_sim.scenarios import Scenario
 from switchboard_shared.adapters.providers import (
     SimulatorProvider,
     VocodeProvider,
     VoxpriaProvider,
     build_providers,
+    retell,
     simulator,
+    vapi,
     vocode,
     voxpria,
 )
-from switchboard_shared.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA, SignatureScheme
+from switchboard_shared.calls.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA, SignatureScheme
 from switchboard_shared.domain.calls import CallStatus
 from switchboard_shared.ports import MalformedCallback
-from switchboard_shared.settings import ProviderSettings, Settings
+from switchboard_shared.runtime.settings import ProviderSettings, Settings
 
 S = CallStatus
 
@@ -102,8 +107,8 @@ def test_unknown_statuses_are_malformed(mapper: Any, unknown: Any) -> None:
 
 
 def test_every_adapter_can_report_every_status_a_provider_can_cause() -> None:
-    # `queued` is ours alone: a provider that has the call is at least dialing.
-    reachable = set(CallStatus) - {S.QUEUED}
+    # `scheduled` and `queued` are ours alone: a provider that has the call is at least dialing.
+    reachable = set(CallStatus) - {S.SCHEDULED, S.QUEUED}
     assert set(simulator.STATUS_MAP.values()) == reachable
     assert set(voxpria.STATUS_MAP.values()) == reachable
     assert set(vocode.STATUS_MAP.values()) | set(vocode.REFINED_STATUS.values()) == reachable
@@ -127,7 +132,7 @@ def _sim_call(status: SimStatus, *, answered: bool = True) -> SimCall:
         call.ended_at = datetime(2025, 2, 9, 12, 2, 7, tzinfo=UTC)
         call.duration = 127 if answered else 0
         call.transcript = "agent: Hello\nuser: Hi" if answered else None
-        call.ended_reason = "whatever the simulator says"
+        call.ended_by = ENDED_BY[status]
     return call
 
 
@@ -151,10 +156,17 @@ def test_each_adapter_reads_what_the_simulator_renders_in_its_dialect(status: Si
         simulator.parse_call(sim_native.render(call), "id"),
         vocode.parse_call(sim_vocode.render(call)),
         voxpria.parse_call(sim_voxpria.render(call)),
+        vapi.parse_call(sim_vapi.render(call)),
+        retell.parse_call(sim_retell.render(call)),
     ]
 
     for state in states:
         assert state.provider_call_id == "c1"
+        if state is states[-1] and status in (SimStatus.RINGING, SimStatus.CANCELED):
+            # Retell's `registered` covers ringing, and it has no canceled call: one
+            # ended by the agent is simply `ended`.
+            assert state.status is (S.DIALING if status is SimStatus.RINGING else S.COMPLETED)
+            continue
         assert state.status is EXPECTED[status]
         if status.is_final:
             assert state.duration == 127
@@ -171,7 +183,7 @@ def test_vocode_duration_is_answer_to_hang_up_and_zero_when_never_answered() -> 
     assert answered.duration == 127
     assert answered.started_at == datetime(2025, 2, 9, 12, 0, 0, tzinfo=UTC)
     assert unanswered.duration == 0
-    assert unanswered.ended_reason == "busy"
+    assert unanswered.ended_reason == "dial_busy"
 
 
 def test_voxpria_reads_the_documented_example() -> None:
@@ -190,7 +202,8 @@ def test_voxpria_reads_the_documented_example() -> None:
     )
     assert state.status is S.COMPLETED
     assert state.duration == 127
-    assert state.ended_reason == "hangup"
+    assert state.ended_reason == "completed"  # Voxpria does not say who hung up
+    assert (state.outcome, state.recording_available) == ("successful", True)
     assert state.started_at == datetime(2025, 2, 9, 12, 0, 0, tzinfo=UTC)
 
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from switchboard_shared.ssrf import (
+from switchboard_shared.webhooks.url_guard import (
     CheckedTarget,
     UnresolvableHost,
     UnsafeUrl,

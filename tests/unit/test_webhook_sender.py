@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from switchboard_shared.webhook_sender import AttemptResult, classify, parse_retry_after
+from switchboard_shared.webhooks.sender import AttemptResult, classify, parse_retry_after
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 

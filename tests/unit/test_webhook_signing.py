@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.domain.webhooks import WebhookEndpoint
-from switchboard_shared.webhook_signing import (
+from switchboard_shared.webhooks.signing import (
     BODY_SIGNATURE_HEADER,
     generate_secret,
     live_secrets,
