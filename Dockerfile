@@ -70,6 +70,14 @@ COPY services/notifier/src services/notifier/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --no-editable --package switchboard-notifier
 
+FROM builder AS build-media-edge
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --no-install-workspace --package switchboard-media-edge
+COPY shared/src shared/src
+COPY services/media-edge/src services/media-edge/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --no-editable --package switchboard-media-edge
+
 FROM builder AS build-provider-sim
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --no-install-workspace --package switchboard-provider-sim
@@ -122,6 +130,10 @@ ENTRYPOINT ["python", "-m", "switchboard_ingest"]
 FROM runtime AS notifier
 COPY --from=build-notifier /app/.venv /app/.venv
 ENTRYPOINT ["python", "-m", "switchboard_notifier"]
+
+FROM runtime AS media-edge
+COPY --from=build-media-edge /app/.venv /app/.venv
+ENTRYPOINT ["python", "-m", "switchboard_media_edge"]
 
 FROM runtime AS provider-sim
 COPY --from=build-provider-sim /app/.venv /app/.venv
