@@ -27,7 +27,16 @@ async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
     """
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Longer than any client's idle expiry (httpx: 5 s), as our services run: with
+        # uvicorn's default of 5 s, a pooled connection reused just as the server closes
+        # it fails with ReadError (a CI flake in the simulator suite).
+        timeout_keep_alive=75,
     )
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
