@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse
 from switchboard_dialer.dialing import CLAIM_MARGIN_SECONDS, CallDialer
 from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.calls.outbox import event_for, event_id
+from switchboard_shared.domain.agents import Agent, Route
 from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import Call, CallStatus, RouteOutcome, utcnow
+from switchboard_shared.domain.tenant_config import SessionDefaults
 from switchboard_shared.ports import (
     MessageContext,
     Provider,
@@ -119,11 +121,13 @@ class HeldProvider:
         if not held:
             self.release.set()
         self.creates: list[str] = []
+        self.requests: list[ProviderCallRequest] = []
 
     async def create_call(self, request: ProviderCallRequest) -> ProviderCallState:
         self.waiting.set()
         await self.release.wait()
         self.creates.append(request.call_id)
+        self.requests.append(request)
         return await self._inner.create_call(request)
 
     async def get_call(self, provider_call_id: str) -> ProviderCallState:
@@ -203,6 +207,60 @@ async def test_a_duplicated_call_requested_dials_once(pipeline: Pipeline) -> Non
     assert stored is not None
     assert stored.status is CallStatus.DIALING
     assert stored.sequence == 2
+
+
+async def test_what_the_agent_leaves_open_is_dialed_with_the_tenants_config(
+    pipeline: Pipeline,
+) -> None:
+    """An agent without prompt, language or max duration: the call goes out with the
+    tenant's (`PUT /v1/config`), its watchdog set by that max duration."""
+    await pipeline.store.upsert_agent(
+        Agent(key="open-agent", name="Open", routes=[Route(provider="vocode")])
+    )
+    changes = SessionDefaults(
+        prompt="Remind {{name}} of the visit.", language="ky", max_duration=45
+    )
+    await pipeline.store.update_config("tenant-1", changes, {"prompt", "language", "max_duration"})
+    recording = HeldProvider(pipeline.providers["vocode"], held=False)
+    await start_dialer(pipeline, {"vocode": recording})
+    call = await queued_call(pipeline.store, agent="open-agent", variables={"name": "Aida"})
+
+    await request(pipeline, call)
+    dialed = await reaches(pipeline, call.call_id, CallStatus.DIALING)
+
+    [sent] = recording.requests
+    assert sent.agent is not None
+    assert (sent.agent.prompt, sent.agent.language, sent.agent.max_duration_seconds) == (
+        "Remind Aida of the visit.",
+        "ky",
+        45,
+    )
+    assert dialed.max_duration_seconds == 45
+    assert dialed.watchdog_deadline is not None
+    assert dialed.dialed_at is not None
+    grace = pipeline.settings.watchdog_grace_seconds
+    expected = dialed.dialed_at + timedelta(seconds=45 + grace)
+    assert abs((dialed.watchdog_deadline - expected).total_seconds()) < 5
+
+    # The agent's own values win over the tenant's.
+    await pipeline.store.upsert_agent(
+        Agent(
+            key="open-agent",
+            name="Open",
+            prompt="Own prompt",
+            language="ru",
+            max_duration_seconds=120,
+            routes=[Route(provider="vocode")],
+        )
+    )
+    second = await queued_call(pipeline.store, agent="open-agent")
+    await request(pipeline, second)
+    assert (await reaches(pipeline, second.call_id, CallStatus.DIALING)).max_duration_seconds == 120
+    assert recording.requests[1].agent is not None
+    assert (recording.requests[1].agent.prompt, recording.requests[1].agent.language) == (
+        "Own prompt",
+        "ru",
+    )
 
 
 async def test_two_dialers_handling_one_call_at_once_dial_it_once(pipeline: Pipeline) -> None:

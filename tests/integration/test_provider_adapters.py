@@ -29,6 +29,7 @@ from switchboard_shared.calls.provider_signatures import RETELL, VAPI
 from switchboard_shared.domain.agents import Agent, agent_spec
 from switchboard_shared.domain.calls import CallStatus
 from switchboard_shared.domain.ended_reasons import EndedReason as R
+from switchboard_shared.domain.tenant_config import TenantConfig
 from switchboard_shared.ports import (
     InvalidCallback,
     LookupUnsupported,
@@ -771,7 +772,7 @@ async def test_vocode_takes_the_agent_inline_when_the_route_names_none(
     request = dataclasses.replace(
         call_request(receiver),
         provider_agent_id=None,
-        agent=agent_spec(agent, {"name": "Ann"}),
+        agent=agent_spec(agent, {"name": "Ann"}, TenantConfig.defaults_for("t").call_defaults()),
     )
     state = await adapters["vocode"].create_call(request)
     async with httpx.AsyncClient(timeout=5) as client:

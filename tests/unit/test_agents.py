@@ -8,7 +8,16 @@ import pytest
 from pydantic import ValidationError
 
 from switchboard_dialer.routing import trial_order
-from switchboard_shared.domain.agents import Agent, Route, Tier, agent_spec, fill_placeholders
+from switchboard_shared.domain.agents import (
+    Agent,
+    CallDefaults,
+    Route,
+    Tier,
+    agent_spec,
+    fill_placeholders,
+)
+
+TENANT_DEFAULTS = CallDefaults(prompt="Be brief, {{name}}.", language="ky", max_duration_seconds=90)
 
 
 def agent(*routes: Route, **fields: object) -> Agent:
@@ -76,5 +85,27 @@ def test_placeholders_are_filled_from_the_call_variables() -> None:
     assert fill_placeholders("Hi {{missing}}", variables) == "Hi {{missing}}"
     assert fill_placeholders(None, variables) is None
     spec = agent(Route(provider="vocode"), prompt="Call {{name}}", initial_message="Salam {{name}}")
-    filled = agent_spec(spec, variables)
+    filled = agent_spec(spec, variables, TENANT_DEFAULTS)
     assert (filled.prompt, filled.initial_message) == ("Call Aida", "Salam Aida")
+
+
+def test_what_an_agent_leaves_open_comes_from_the_tenant_defaults() -> None:
+    open_agent = agent(Route(provider="vocode"))
+    assert (open_agent.prompt, open_agent.language, open_agent.max_duration_seconds) == (
+        None,
+        None,
+        None,
+    )
+    filled = agent_spec(open_agent, {"name": "Aida"}, TENANT_DEFAULTS)
+    # The tenant's prompt gets the call's variables like the agent's own would.
+    assert (filled.prompt, filled.language, filled.max_duration_seconds) == (
+        "Be brief, Aida.",
+        "ky",
+        90,
+    )
+    own = agent(Route(provider="vocode"), prompt="Mine", language="ru", max_duration_seconds=600)
+    filled = agent_spec(own, {}, TENANT_DEFAULTS)
+    assert (filled.prompt, filled.language, filled.max_duration_seconds) == ("Mine", "ru", 600)
+    # What a tenant sees of an agent: its language, else the tenant's.
+    assert open_agent.public_view("ky").language == "ky"
+    assert own.public_view("ky").language == "ru"

@@ -48,6 +48,6 @@ def list_agents() -> None:
         tenants = ",".join(agent.tenants) if agent.tenants is not None else "*"
         routes = ",".join(route.provider for route in agent.routes)
         click.echo(
-            f"{agent.key:<16} {'yes' if agent.enabled else 'no':<8} {agent.language:<5} "
+            f"{agent.key:<16} {'yes' if agent.enabled else 'no':<8} {agent.language or '-':<5} "
             f"{routes:<24} {tenants:<20} {agent.name}"
         )

@@ -13,8 +13,8 @@ from switchboard_api.call_requests import (
     compact_json,
     may_use_agent,
 )
-from switchboard_api.routes.config import tenant_config
 from switchboard_api.session_schemas import CreateSessionRequest
+from switchboard_shared.calls.agent_defaults import tenant_config
 from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.domain.errors import InvalidRequest
 from switchboard_shared.domain.sessions import Session
@@ -38,7 +38,7 @@ async def build_session(
     Raises InvalidRequest (422): `unknown_agent`, `variables_too_large`,
     `metadata_too_large`.
     """
-    config = await tenant_config(store, tenant)
+    config = await tenant_config(store, tenant.tenant_id)
     agent = None
     if body.agent is not None:
         agent = await store.get_agent(body.agent)

@@ -17,10 +17,11 @@ import uuid
 from switchboard_dialer.provider_health import Permit, ProviderHealth
 from switchboard_dialer.routing import trial_order
 from switchboard_dialer.stale_claims import CLAIM_MARGIN_SECONDS, QUEUED_ONLY, StaleClaims
+from switchboard_shared.calls.agent_defaults import spec_for_tenant
 from switchboard_shared.calls.callback_signing import REFERENCE_PARAMETER, callback_reference
 from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.calls.outbox import transition
-from switchboard_shared.domain.agents import Agent, Route, agent_spec
+from switchboard_shared.domain.agents import Agent, AgentSpec, Route
 from switchboard_shared.domain.call_changes import CallChanges, CallGuard
 from switchboard_shared.domain.calls import Call, CallStatus, RouteAttempt, RouteOutcome, utcnow
 from switchboard_shared.domain.ended_reasons import EndedReason
@@ -95,13 +96,14 @@ class CallDialer(StaleClaims):
         if not routes:
             await self._fail(call, EndedReason.PROVIDER_NOT_CONFIGURED)
             return
+        spec = await spec_for_tenant(self._store, call.tenant_id, agent, call.variables)
         failures: list[str] = []
         for position, route in routes:
             permit = await self.health.permit(route.provider)
             if permit is None:
                 failures.append(f"{route.provider}: circuit breaker open")
                 continue
-            tried = await self._try_route(call, agent, position, route, permit)
+            tried = await self._try_route(call, agent, spec, (position, route), permit)
             if isinstance(tried, Call):
                 return  # placed, or no longer ours to place
             failures.append(tried)
@@ -115,22 +117,28 @@ class CallDialer(StaleClaims):
         raise RetryLater("no route accepted the call: " + "; ".join(failures))
 
     async def _try_route(
-        self, call: Call, agent: Agent, position: int, route: Route, permit: Permit
+        self,
+        call: Call,
+        agent: Agent,
+        spec: AgentSpec,
+        ranked_route: tuple[int, Route],
+        permit: Permit,
     ) -> Call | str:
         """Send the create to one route. Returns the call when nothing is left to try
         (placed, failed, or not ours), else why this route failed before its provider
         accepted the call. Raises RetryLater when the answer is unknown."""
+        position, route = ranked_route
         provider = self._providers[route.provider]
         async with self._limits[route.provider]:
             # Claim only once a slot is free: the claim's age must measure the provider
             # request, not the wait behind the limit, or a live claim would look stale.
-            claimed = await self._claim(call, agent, route.provider)
+            claimed = await self._claim(call, agent, route.provider, spec.max_duration_seconds)
             if claimed is None:
                 return call
             call, claim = claimed, claimed.dial_claim or ""
             DIALER_IN_FLIGHT.labels(route.provider).inc()
             try:
-                state = await provider.create_call(self._request(call, agent, route))
+                state = await provider.create_call(self._request(call, spec, route))
             except ProviderAmbiguousError as exc:
                 await self.health.failed(permit, "a create went unanswered")
                 # The claim stays: whoever looks at the call next asks this provider
@@ -186,9 +194,12 @@ class CallDialer(StaleClaims):
             guard=CallGuard(dial_claim=claim),
         )
 
-    async def _claim(self, call: Call, agent: Agent, provider_name: str) -> Call | None:
+    async def _claim(
+        self, call: Call, agent: Agent, provider_name: str, max_duration_seconds: int
+    ) -> Call | None:
         """Take the call for this dialer and `provider_name`: the call as claimed (its
-        `dial_claim` is this dialer's token), or None when it is no longer ours to dial."""
+        `dial_claim` is this dialer's token, its max duration fixed), or None when it is
+        no longer ours to dial."""
         if call.dial_claim is not None:
             held_by = self._claim_provider(call, agent) or provider_name
             if not self.claim_is_stale(call, held_by):
@@ -203,7 +214,12 @@ class CallDialer(StaleClaims):
         token = uuid.uuid4().hex
         claimed = await self._store.update_call(
             call.call_id,
-            CallChanges(dial_claim=token, dialing_at=utcnow(), provider=provider_name),
+            CallChanges(
+                dial_claim=token,
+                dialing_at=utcnow(),
+                provider=provider_name,
+                max_duration_seconds=max_duration_seconds,
+            ),
             guard=CallGuard(statuses=QUEUED_ONLY, dial_claim=call.dial_claim),
         )
         if claimed is None:
@@ -213,7 +229,7 @@ class CallDialer(StaleClaims):
             return None
         return claimed
 
-    def _request(self, call: Call, agent: Agent, route: Route) -> ProviderCallRequest:
+    def _request(self, call: Call, spec: AgentSpec, route: Route) -> ProviderCallRequest:
         provider_settings = self._settings.provider_settings()[route.provider]
         # Per attempt: a redial is a new provider call, never the earlier one deduped.
         reference = callback_reference(
@@ -224,7 +240,7 @@ class CallDialer(StaleClaims):
             to_number=call.phone,
             from_number=route.from_number or provider_settings.from_number,
             provider_agent_id=route.provider_agent_id,
-            agent=agent_spec(agent, call.variables),
+            agent=spec,
             variables=call.variables,
             callback_url=(
                 f"{self._settings.callback_base_url.rstrip('/')}"
@@ -250,7 +266,7 @@ class CallDialer(StaleClaims):
             CallChanges(
                 provider=provider_name,
                 provider_call_id=provider_call_id,
-                watchdog_deadline=self.watchdog_deadline(agent),
+                watchdog_deadline=self.watchdog_deadline(call, agent),
                 route_attempts=[*call.route_attempts, attempt],
                 dialed_at=utcnow(),
             ),

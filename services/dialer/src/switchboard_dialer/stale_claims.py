@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from switchboard_shared.calls.agent_defaults import max_duration_of
 from switchboard_shared.calls.outbox import event_for, transition
 from switchboard_shared.calls.provider_updates import changes_for, watchdog_deadline
 from switchboard_shared.domain.agents import Agent
@@ -95,7 +96,7 @@ class StaleClaims:
         past the agent's max duration without one, it ends failed (never dialed twice)."""
         started = call.dialing_at or call.updated_at
         horizon = started + timedelta(
-            seconds=agent.max_duration_seconds + self._settings.watchdog_grace_seconds
+            seconds=max_duration_of(call, agent) + self._settings.watchdog_grace_seconds
         )
         if utcnow() < horizon:
             return False
@@ -121,7 +122,8 @@ class StaleClaims:
             )
         )
         if not status.is_terminal:
-            changes = changes.plus(CallChanges(watchdog_deadline=self.watchdog_deadline(agent)))
+            deadline = self.watchdog_deadline(call, agent)
+            changes = changes.plus(CallChanges(watchdog_deadline=deadline))
         await transition(
             self._store,
             self._bus,
@@ -131,8 +133,8 @@ class StaleClaims:
             guard=CallGuard(dial_claim=call.dial_claim),
         )
 
-    def watchdog_deadline(self, agent: Agent) -> datetime:
-        return watchdog_deadline(agent, self._settings.watchdog_grace_seconds)
+    def watchdog_deadline(self, call: Call, agent: Agent) -> datetime:
+        return watchdog_deadline(call, agent, self._settings.watchdog_grace_seconds)
 
     async def redrive(self, call: Call) -> bool:
         """Drive a `queued` call the broker may have lost: settle a stale claim, then

@@ -173,9 +173,9 @@ class CallbackIngest:
             provider_call_id=state.provider_call_id,
             dialed_at=call.dialing_at or utcnow(),  # the create that reached the provider
         )
-        agent = await self._store.get_agent(call.agent)
-        if agent is not None and not state.status.is_terminal:
-            deadline = watchdog_deadline(agent, self._settings.watchdog_grace_seconds)
+        if not state.status.is_terminal:
+            agent = await self._store.get_agent(call.agent)
+            deadline = watchdog_deadline(call, agent, self._settings.watchdog_grace_seconds)
             also = also.plus(CallChanges(watchdog_deadline=deadline))
         log.info("callback attached to its call by our reference", extra={"call_id": call_id})
         return call, also

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from switchboard_shared.calls.agent_defaults import max_duration_of
 from switchboard_shared.calls.outbox import transition
 from switchboard_shared.domain.agents import Agent
 from switchboard_shared.domain.call_changes import CallChanges, CallGuard
@@ -61,9 +62,9 @@ def results_of(state: ProviderCallState, *, late: bool = False) -> CallChanges:
     return results
 
 
-def watchdog_deadline(agent: Agent, grace_seconds: float) -> datetime:
+def watchdog_deadline(call: Call, agent: Agent | None, grace_seconds: float) -> datetime:
     """When the watchdog settles a call placed now if it is still live."""
-    return utcnow() + timedelta(seconds=agent.max_duration_seconds + grace_seconds)
+    return utcnow() + timedelta(seconds=max_duration_of(call, agent) + grace_seconds)
 
 
 async def apply_provider_state(

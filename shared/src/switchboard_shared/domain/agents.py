@@ -40,7 +40,8 @@ class Agent(BaseModel):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     name: str
     description: str = ""
-    language: str = "en"
+    # None: the tenant's default language (GET /v1/config) applies.
+    language: str | None = None
     enabled: bool = True
     # --- internal only: never in a response ----------------------------------------
     prompt: str | None = Field(default=None, max_length=32_768)
@@ -48,7 +49,8 @@ class Agent(BaseModel):
     voice: str | None = None  # a voice name of ours; each adapter maps it
     # Outcome fields to extract after the call (name -> what it means), where supported.
     analysis: dict[str, str] = Field(default_factory=dict)
-    max_duration_seconds: int = Field(default=600, ge=10)
+    # None: the tenant's default `max_duration` (GET /v1/config) applies.
+    max_duration_seconds: int | None = Field(default=None, ge=10)
     routes: list[Route] = Field(min_length=1)
     # Tenant names allowed to use the agent; None means every tenant.
     tenants: list[str] | None = None
@@ -82,9 +84,14 @@ class Agent(BaseModel):
         ]
         return sorted(chosen, key=lambda pair: route_rank(*pair))
 
-    def public_view(self) -> AgentView:
+    def public_view(self, default_language: str) -> AgentView:
+        """What a tenant sees; `default_language` is the tenant's, for an agent that
+        leaves its language open."""
         return AgentView(
-            key=self.key, name=self.name, description=self.description, language=self.language
+            key=self.key,
+            name=self.name,
+            description=self.description,
+            language=self.language or default_language,
         )
 
 
@@ -114,6 +121,16 @@ class AgentView(BaseModel):
 
 
 @dataclass(frozen=True)
+class CallDefaults:
+    """What a call takes where its agent leaves a value open: the tenant's configuration
+    (domain/tenant_config.py, `TenantConfig.call_defaults`)."""
+
+    prompt: str
+    language: str
+    max_duration_seconds: int
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """The agent as a provider that takes it inline receives it, placeholders filled."""
 
@@ -125,13 +142,14 @@ class AgentSpec:
     analysis: Mapping[str, str]
 
 
-def agent_spec(agent: Agent, variables: Mapping[str, Any]) -> AgentSpec:
+def agent_spec(agent: Agent, variables: Mapping[str, Any], defaults: CallDefaults) -> AgentSpec:
+    """The agent for one call: its own values, the tenant's defaults where it has none."""
     return AgentSpec(
-        prompt=fill_placeholders(agent.prompt, variables),
+        prompt=fill_placeholders(agent.prompt or defaults.prompt, variables),
         initial_message=fill_placeholders(agent.initial_message, variables),
         voice=agent.voice,
-        language=agent.language,
-        max_duration_seconds=agent.max_duration_seconds,
+        language=agent.language or defaults.language,
+        max_duration_seconds=agent.max_duration_seconds or defaults.max_duration_seconds,
         analysis=dict(agent.analysis),
     )
 

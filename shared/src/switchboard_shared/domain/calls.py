@@ -177,8 +177,11 @@ class CallFields(BaseModel):
     # compare-and-set, and when it was taken, so a crashed dialer's claim can expire.
     dial_claim: str | None = None
     dialing_at: datetime | None = None
+    # The longest this attempt may last, fixed when the dialer claims it: the agent's
+    # own, else the tenant's default `max_duration` at that time.
+    max_duration_seconds: int | None = None
     # When the watchdog settles the call if it is still live: set when the provider
-    # accepts it (agent max duration + grace), so finding overdue calls is one index scan.
+    # accepts it (max duration + grace), so finding overdue calls is one index scan.
     watchdog_deadline: datetime | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None

@@ -11,6 +11,7 @@ from switchboard_api.error_codes import (
 )
 from switchboard_api.json_body import JsonApiRoute
 from switchboard_api.schemas import AgentList
+from switchboard_shared.calls.agent_defaults import tenant_config
 from switchboard_shared.http.errors import error_responses_doc
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=JsonApiRoute)
@@ -25,4 +26,5 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=JsonApiRout
 async def list_agents(tenant: TenantDep, store: StoreDep) -> AgentList:
     """Enabled agents this tenant may use: key, name, description and language only."""
     agents = await store.list_agents()
-    return AgentList(data=[a.public_view() for a in agents if may_use_agent(a, tenant)])
+    language = (await tenant_config(store, tenant.tenant_id)).language
+    return AgentList(data=[a.public_view(language) for a in agents if may_use_agent(a, tenant)])

@@ -8,18 +8,13 @@ from switchboard_api.config_schemas import ConfigView, UpdateConfigRequest
 from switchboard_api.deps import StoreDep, TenantDep
 from switchboard_api.error_codes import PAYLOAD_TOO_LARGE, TENANT_ROUTE, VALIDATION_ERROR
 from switchboard_api.json_body import JsonApiRoute
+from switchboard_shared.calls.agent_defaults import tenant_config
 from switchboard_shared.domain.tenant_config import TenantConfig
 from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.http.errors import error_responses_doc
 from switchboard_shared.ports import Store
 
 router = APIRouter(prefix="/v1/config", tags=["config"], route_class=JsonApiRoute)
-
-
-async def tenant_config(store: Store, tenant: Tenant) -> TenantConfig:
-    """The tenant's stored configuration, or the defaults when it never changed them."""
-    stored = await store.get_config(tenant.tenant_id)
-    return stored or TenantConfig.defaults_for(tenant.tenant_id)
 
 
 async def _view(store: Store, tenant: Tenant, config: TenantConfig) -> ConfigView:
@@ -41,7 +36,7 @@ async def _view(store: Store, tenant: Tenant, config: TenantConfig) -> ConfigVie
 )
 async def get_config(tenant: TenantDep, store: StoreDep) -> ConfigView:
     """The defaults every new session of the tenant starts from."""
-    return await _view(store, tenant, await tenant_config(store, tenant))
+    return await _view(store, tenant, await tenant_config(store, tenant.tenant_id))
 
 
 @router.put(
@@ -59,5 +54,5 @@ async def update_config(
     if fields:
         config = await store.update_config(tenant.tenant_id, body, fields)
     else:
-        config = await tenant_config(store, tenant)
+        config = await tenant_config(store, tenant.tenant_id)
     return await _view(store, tenant, config)
