@@ -8,6 +8,8 @@ import asyncio
 import json
 import math
 import struct
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import standardwebhooks
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from switchboard_testing.net import free_port
 from switchboard_testing.servers import serving
 from tests.support.all_in_one import AllInOne, running_all_in_one
 from tests.support.net import eventually
@@ -43,6 +46,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AllInOne]:
     fast = {
         "SWITCHBOARD_SESSION_DISCONNECT_GRACE_SECONDS": "2",
         "SWITCHBOARD_SESSION_SWEEP_INTERVAL_SECONDS": "0.5",
+        # An ElevenLabs that cannot be reached (nothing listens there): agents' session
+        # routes to it fail over to the simulator.
+        "SWITCHBOARD_ELEVENLABS__BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "SWITCHBOARD_ELEVENLABS__API_KEY": "el-key",
     }
     with running_all_in_one(Path(tmp_path_factory.mktemp("sessions")), fast) as running:
         yield running
@@ -134,6 +141,68 @@ async def test_audio_flows_both_ways_and_the_end_is_signed_and_delivered(
         body = webhook.body.decode().lower()
         assert not any(word in body for word in ("simulator", "elevenlabs", "conv_", "convai"))
         await api.delete("/v1/webhooks")
+
+
+SESSION_AGENTS = """\
+agents:
+  - key: browser-failover
+    name: Browser failover
+    routes:
+      - {provider: elevenlabs, provider_agent_id: el-agent-1}
+      - {provider: simulator, provider_agent_id: sim-session-agent}
+  - key: browser-tiers
+    name: Browser tiers
+    routes:
+      - {provider: elevenlabs, provider_agent_id: el-agent-2, tier: advanced}
+      - {provider: simulator, provider_agent_id: sim-session-agent, tier: basic}
+"""
+
+
+async def provider_failures(system: AllInOne, session_id: str) -> list[str]:
+    """The edge's log lines about a provider session that failed, for this session."""
+    return [
+        line
+        for line in system.logs().splitlines()
+        if session_id in line and "session failed" in line
+    ]
+
+
+async def test_a_sessions_agent_routes_pick_by_tier_and_fail_over(
+    system: AllInOne, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    agents = tmp_path / "agents.yaml"
+    agents.write_text(SESSION_AGENTS)
+    loaded = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "switchboard.cli", "agents", "load", str(agents)],
+        env=system.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+
+    # The agent's first route is down: the session opens on its second.
+    created = await start(api, {"agent": "browser-failover"})
+    async with connect(created["join_url"]) as socket:
+        assert (await next_json(socket, "ready"))["sample_rate"] == 16_000
+        assert (await next_json(socket, "transcript"))["role"] == "agent"
+    failures = await eventually(lambda: provider_failures(system, created["session_id"]))
+    assert "elevenlabs" in failures[0]
+    await api.delete(f"/v1/sessions/{created['session_id']}")
+
+    # A basic session never tries the route that serves only advanced ones...
+    basic = await start(api, {"agent": "browser-tiers", "tier": "basic"})
+    async with connect(basic["join_url"]) as socket:
+        await next_json(socket, "ready")
+    await api.delete(f"/v1/sessions/{basic['session_id']}")
+    assert await provider_failures(system, basic["session_id"]) == []
+    # ...which an advanced session tries first.
+    advanced = await start(api, {"agent": "browser-tiers", "tier": "advanced"})
+    async with connect(advanced["join_url"]) as socket:
+        await next_json(socket, "ready")
+    await api.delete(f"/v1/sessions/{advanced['session_id']}")
+    assert "elevenlabs" in (await provider_failures(system, advanced["session_id"]))[0]
 
 
 async def test_a_used_forged_or_missing_token_is_refused_before_any_audio(

@@ -62,4 +62,9 @@ class SessionProvider(Protocol):
         """What one frame from the provider's socket means (nothing for frames that do
         not matter to us). MalformedCallback for a frame it cannot read."""
 
+    async def end_session(self, provider_session_id: str) -> None:
+        """End the session at the provider, after the edge closed its socket: for a
+        provider that keeps a session (and bills it) past its socket. ProviderError when
+        it could not."""
+
     async def close(self) -> None: ...

@@ -199,17 +199,21 @@ def read_agents_file(path: Path) -> list[Agent]:
 
 def _route_problems(agent: Agent) -> list[str]:
     """What the model cannot check alone: each route's provider is one we have an adapter
-    for, its number is E.164, and it names the provider's agent unless the adapter can
-    send the agent itself."""
+    for (a call adapter, or a browser-session one), its number is E.164, and it names the
+    provider's agent unless the adapter can send the agent itself (or, for a session
+    provider, the operators' `session_provider_agent_id` applies)."""
     from switchboard_shared.adapters.providers import ADAPTERS, takes_inline_agent
+    from switchboard_shared.adapters.providers.convai import SESSION_PROVIDERS
 
     problems: list[str] = []
     for index, route in enumerate(agent.routes):
         where = f"routes.{index}"
         adapter = ADAPTERS.get(route.provider)
         if adapter is None:
-            known = ", ".join(sorted(ADAPTERS))
-            problems.append(f"{where}.provider: unknown provider {route.provider!r} ({known})")
+            # A session-only provider is fine: the dialer skips its routes.
+            if route.provider not in SESSION_PROVIDERS:
+                known = ", ".join(sorted({*ADAPTERS, *SESSION_PROVIDERS}))
+                problems.append(f"{where}.provider: unknown provider {route.provider!r} ({known})")
         elif route.provider_agent_id is None and not takes_inline_agent(route.provider):
             problems.append(
                 f"{where}.provider_agent_id: required for {route.provider} "

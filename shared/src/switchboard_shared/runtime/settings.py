@@ -107,9 +107,13 @@ class Settings(BaseSettings):
     retell: ProviderSettings = ProviderSettings()
     # Browser voice sessions only (Conversational AI WebSocket API): https://api.elevenlabs.io
     elevenlabs: ProviderSettings = ProviderSettings()
-    # Which provider serves each session tier (basic, advanced): a provider with a
-    # session adapter (simulator, elevenlabs), and the agent id there.
-    session_tier_providers: dict[str, str] = {"basic": "simulator", "advanced": "simulator"}
+    # Which providers serve each session tier (basic, advanced), in the order tried: ones
+    # with a session adapter (simulator, elevenlabs). A session naming an agent tries that
+    # agent's routes for its tier first. One name or a list per tier.
+    session_tier_providers: dict[str, list[str]] = {
+        "basic": ["simulator"],
+        "advanced": ["simulator"],
+    }
     session_provider_agent_id: str = "sim-session-agent"
 
     # --- dialer ----------------------------------------------------------------------
@@ -172,6 +176,15 @@ class Settings(BaseSettings):
     def _long_enough_to_sign(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value().encode()) < 32:
             raise ValueError("must be at least 32 bytes")
+        return value
+
+    @field_validator("session_tier_providers", mode="before")
+    @classmethod
+    def _one_provider_is_a_list_of_one(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                tier: [names] if isinstance(names, str) else names for tier, names in value.items()
+            }
         return value
 
     @field_validator("simulator", mode="before")

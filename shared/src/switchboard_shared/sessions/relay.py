@@ -23,6 +23,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
@@ -30,7 +31,14 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.domain.sessions import Session, SessionEndReason, TranscriptTurn
-from switchboard_shared.ports import Bus, MalformedCallback, ProviderError, SessionStore
+from switchboard_shared.ports import (
+    AgentStore,
+    Bus,
+    MalformedCallback,
+    ProviderError,
+    ProviderPermanentError,
+    SessionStore,
+)
 from switchboard_shared.ports.session_provider import (
     ProviderSessionRequest,
     SessionProvider,
@@ -72,10 +80,20 @@ class _Outcome:
 _LEFT = _Outcome(None)
 
 
+@dataclass(frozen=True)
+class _SessionRoute:
+    provider: SessionProvider
+    request: ProviderSessionRequest
+
+
+class RelayStore(SessionStore, AgentStore, Protocol):
+    """What the relay reads and writes: sessions, and the agents they name."""
+
+
 class SessionRelay:
     def __init__(
         self,
-        store: SessionStore,
+        store: RelayStore,
         bus: Bus,
         providers: Mapping[str, SessionProvider],
         settings: Settings,
@@ -94,18 +112,16 @@ class SessionRelay:
             log.info("join refused: %s", refused.reason, extra={"session_id": session_id})
             await browser.close(code=refused.code, reason=refused.reason)
             return
-        try:
-            provider, request = self._provider_for(session)
-            upstream = await self._open(provider, request, session)
-        except (ProviderError, WebSocketException, OSError, TimeoutError, KeyError) as exc:
-            log.warning("provider session failed: %s", exc, extra={"session_id": session_id})
+        opened = await self._open_first(await self._routes_for(session), session)
+        if opened is None:
             await self._finish(
                 browser, session, _Outcome(SessionEndReason.PROVIDER_ERROR, INTERNAL_ERROR)
             )
             return
-        socket, ready = upstream
+        provider, socket, ready = opened
         outcome = await self._run(browser, socket, provider, session, ready)
         await self._finish(browser, session, outcome)
+        await self._end_upstream(provider, ready, session)
 
     async def _run(
         self,
@@ -146,16 +162,79 @@ class SessionRelay:
             raise _Refused(POLICY_VIOLATION, "the session is not active")
         return session
 
-    def _provider_for(self, session: Session) -> tuple[SessionProvider, ProviderSessionRequest]:
-        name = self._settings.session_tier_providers[session.tier.value]
-        request = ProviderSessionRequest(
-            session_id=session.session_id,
-            provider_agent_id=self._settings.session_provider_agent_id,
-            prompt=session.prompt,
-            language=session.language,
-            variables=dict(session.variables),
-        )
-        return self._providers[name], request
+    async def _routes_for(self, session: Session) -> list[_SessionRoute]:
+        """Where the session may be served, in the order tried: its agent's routes for
+        its tier that a session adapter serves, then the operators' providers for the
+        tier (`session_tier_providers`)."""
+        default_agent_id = self._settings.session_provider_agent_id
+        chosen: list[tuple[str, str]] = []
+        if session.agent is not None and (agent := await self._store.get_agent(session.agent)):
+            chosen += [
+                (route.provider, route.provider_agent_id or default_agent_id)
+                for _, route in agent.routes_for(session.tier)
+                if route.provider in self._providers
+            ]
+        for name in self._settings.session_tier_providers.get(session.tier.value, []):
+            if name in self._providers:
+                chosen.append((name, default_agent_id))
+        routes: list[_SessionRoute] = []
+        for name, provider_agent_id in dict.fromkeys(chosen):
+            request = ProviderSessionRequest(
+                session_id=session.session_id,
+                provider_agent_id=provider_agent_id,
+                prompt=session.prompt,
+                language=session.language,
+                variables=dict(session.variables),
+            )
+            routes.append(_SessionRoute(self._providers[name], request))
+        return routes
+
+    async def _open_first(
+        self, routes: list[_SessionRoute], session: Session
+    ) -> tuple[SessionProvider, ClientConnection, SessionSignal] | None:
+        """The first route whose provider session opens, as for calls: one that could
+        not be reached moves on to the next; one that refused ends the trying."""
+        for route in routes:
+            try:
+                socket, ready = await self._open(route.provider, route.request, session)
+            except ProviderPermanentError as exc:
+                log.warning(
+                    "provider %s refused the session: %s",
+                    route.provider.name,
+                    exc,
+                    extra={"session_id": session.session_id},
+                )
+                return None
+            except (ProviderError, WebSocketException, OSError, TimeoutError) as exc:
+                log.warning(
+                    "provider %s session failed: %s",
+                    route.provider.name,
+                    exc,
+                    extra={"session_id": session.session_id},
+                )
+                continue
+            return route.provider, socket, ready
+        if not routes:
+            log.warning(
+                "no provider serves this session's tier", extra={"session_id": session.session_id}
+            )
+        return None
+
+    async def _end_upstream(
+        self, provider: SessionProvider, ready: SessionSignal, session: Session
+    ) -> None:
+        """Tell the provider the session is over (its socket is closed already): best
+        effort, the session is ended with us whatever it answers."""
+        if not ready.provider_session_id:
+            return
+        try:
+            await provider.end_session(ready.provider_session_id)
+        except ProviderError as exc:
+            log.info(
+                "provider did not end the session: %s",
+                exc,
+                extra={"session_id": session.session_id},
+            )
 
     async def _open(
         self, provider: SessionProvider, request: ProviderSessionRequest, session: Session

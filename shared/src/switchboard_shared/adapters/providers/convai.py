@@ -125,6 +125,11 @@ class ConvaiSessions:
             raise MalformedCallback(f"{self.name}: a {kind} frame of the wrong shape") from exc
         return []
 
+    async def end_session(self, provider_session_id: str) -> None:
+        """Nothing to ask: a Conversational AI conversation ends when its socket closes
+        (the API's `DELETE /v1/convai/conversations/{id}` deletes the record, which we
+        must not do)."""
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -137,6 +142,10 @@ def _pcm_rate(audio_format: object) -> int:
         return int(audio_format.removeprefix("pcm_"))
     except ValueError as exc:
         raise MalformedCallback(f"unsupported audio format {audio_format!r}") from exc
+
+
+# The providers that serve browser voice sessions (elevenlabs serves nothing else).
+SESSION_PROVIDERS = ("simulator", "elevenlabs")
 
 
 def build_session_providers(
