@@ -772,7 +772,7 @@ async def test_vocode_takes_the_agent_inline_when_the_route_names_none(
     request = dataclasses.replace(
         call_request(receiver),
         provider_agent_id=None,
-        agent=agent_spec(agent, {"name": "Ann"}, TenantConfig.defaults_for("t").call_defaults()),
+        agent=agent_spec(agent, {"name": "Ann"}, TenantConfig.defaults_for("t")),
     )
     state = await adapters["vocode"].create_call(request)
     async with httpx.AsyncClient(timeout=5) as client:

@@ -10,14 +10,14 @@ from pydantic import ValidationError
 from switchboard_dialer.routing import trial_order
 from switchboard_shared.domain.agents import (
     Agent,
-    CallDefaults,
     Route,
     Tier,
     agent_spec,
     fill_placeholders,
 )
+from switchboard_shared.domain.tenant_config import SessionDefaults
 
-TENANT_DEFAULTS = CallDefaults(prompt="Be brief, {{name}}.", language="ky", max_duration_seconds=90)
+TENANT_DEFAULTS = SessionDefaults(prompt="Be brief, {{name}}.", language="ky", max_duration=90)
 
 
 def agent(*routes: Route, **fields: object) -> Agent:

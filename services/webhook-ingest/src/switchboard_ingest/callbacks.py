@@ -174,7 +174,10 @@ class CallbackIngest:
             dialed_at=call.dialing_at or utcnow(),  # the create that reached the provider
         )
         if not state.status.is_terminal:
-            agent = await self._store.get_agent(call.agent)
+            # The agent only for a call claimed before its max duration was recorded.
+            agent = None
+            if call.max_duration_seconds is None:
+                agent = await self._store.get_agent(call.agent)
             deadline = watchdog_deadline(call, agent, self._settings.watchdog_grace_seconds)
             also = also.plus(CallChanges(watchdog_deadline=deadline))
         log.info("callback attached to its call by our reference", extra={"call_id": call_id})

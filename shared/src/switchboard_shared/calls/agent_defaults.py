@@ -21,8 +21,15 @@ async def tenant_config(store: ConfigStore, tenant_id: str) -> TenantConfig:
 async def spec_for_tenant(
     store: ConfigStore, tenant_id: str, agent: Agent, variables: Mapping[str, Any]
 ) -> AgentSpec:
-    config = await tenant_config(store, tenant_id)
-    return agent_spec(agent, variables, config.call_defaults())
+    """The agent for one of the tenant's calls; the configuration is read only when the
+    agent leaves something open (a read per dial otherwise)."""
+    leaves_open = None in (agent.prompt, agent.language, agent.max_duration_seconds)
+    config = (
+        await tenant_config(store, tenant_id)
+        if leaves_open
+        else TenantConfig.defaults_for(tenant_id)  # not read: the agent sets everything
+    )
+    return agent_spec(agent, variables, config)
 
 
 def max_duration_of(call: Call, agent: Agent | None) -> int:

@@ -6,9 +6,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:  # tenant_config imports Tier from here
+    from switchboard_shared.domain.tenant_config import SessionDefaults
 
 
 class Tier(StrEnum):
@@ -121,16 +124,6 @@ class AgentView(BaseModel):
 
 
 @dataclass(frozen=True)
-class CallDefaults:
-    """What a call takes where its agent leaves a value open: the tenant's configuration
-    (domain/tenant_config.py, `TenantConfig.call_defaults`)."""
-
-    prompt: str
-    language: str
-    max_duration_seconds: int
-
-
-@dataclass(frozen=True)
 class AgentSpec:
     """The agent as a provider that takes it inline receives it, placeholders filled."""
 
@@ -142,14 +135,15 @@ class AgentSpec:
     analysis: Mapping[str, str]
 
 
-def agent_spec(agent: Agent, variables: Mapping[str, Any], defaults: CallDefaults) -> AgentSpec:
-    """The agent for one call: its own values, the tenant's defaults where it has none."""
+def agent_spec(agent: Agent, variables: Mapping[str, Any], defaults: SessionDefaults) -> AgentSpec:
+    """The agent for one call: its own values, the tenant's defaults (`GET /v1/config`)
+    where it has none."""
     return AgentSpec(
         prompt=fill_placeholders(agent.prompt or defaults.prompt, variables),
         initial_message=fill_placeholders(agent.initial_message, variables),
         voice=agent.voice,
         language=agent.language or defaults.language,
-        max_duration_seconds=agent.max_duration_seconds or defaults.max_duration_seconds,
+        max_duration_seconds=agent.max_duration_seconds or defaults.max_duration,
         analysis=dict(agent.analysis),
     )
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from switchboard_shared.domain.agents import CallDefaults, Tier
+from switchboard_shared.domain.agents import Tier
 from switchboard_shared.domain.calls import utcnow
 
 DEFAULT_PROMPT = "You are a helpful, friendly voice assistant. Keep answers short."
@@ -62,12 +62,6 @@ class TenantConfig(SessionDefaults):
     @classmethod
     def defaults_for(cls, tenant_id: str) -> TenantConfig:
         return cls(tenant_id=tenant_id)
-
-    def call_defaults(self) -> CallDefaults:
-        """What the tenant's calls take where their agent leaves a value open."""
-        return CallDefaults(
-            prompt=self.prompt, language=self.language, max_duration_seconds=self.max_duration
-        )
 
     def with_changes(self, changes: SessionDefaults, fields: set[str]) -> TenantConfig:
         """A copy with the `fields` of `changes` applied (validated already) and a new
