@@ -1,13 +1,21 @@
-"""Browser voice sessions under load: `switchboard run all` (one process: API, media edge
-and the provider simulator, SQLite) on this machine, driven by WebSocket clients that
-stream 16 kHz PCM16 in real time (20 ms frames) as browsers do.
+"""Browser voice sessions under load: the media edge's relay delay, each direction.
 
-It measures sessions opened per second (POST /v1/sessions, join, `ready`), how many
-sessions the process holds at once with audio flowing both ways, the relay's turn delay
-(from the frame completing a second of user audio to the user-transcript frame coming
-back: two relay hops plus the simulator's work), and resident memory per session.
+The edge runs as its own process (`switchboard run media-edge`, the API apart, SQLite)
+or, with `--all-in-one`, inside `switchboard run all`. Its sessions are served by
+`bench/session_provider.py` (the ElevenLabs dialect, doing next to nothing), and the
+browsers are `--generators` processes of `bench/session_load.py`, the sessions split
+among them. Every frame carries `time.monotonic_ns()` in its first 8 bytes, one clock
+for all processes on the machine: **upstream** is browser send → provider read,
+**downstream** provider send → browser read; each is one crossing of the edge (both
+sockets' loopback, the edge's reads, base64 and JSON, and its sends) plus the reading
+process's own scheduling delay, which is reported as its loop lag.
 
-    .venv/bin/python -m bench.sessions --sessions 200 --seconds 10
+It prints sessions opened per second (all at once), sessions held, the relay delays
+(p50/p99/max), frames lost, the edge's CPU (cores) and RSS per open session, and the
+load average.
+
+    .venv/bin/python -m bench.sessions --sessions 200 --frame-samples 4096 --seconds 20
+    .venv/bin/python -m bench.sessions --sessions 200 --frame-samples 320 --seconds 10
 """
 
 from __future__ import annotations
@@ -17,24 +25,21 @@ import asyncio
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import psutil
-from websockets.asyncio.client import ClientConnection, connect
 
+from bench.session_stats import percentile
 from switchboard_shared.adapters.store.sqlite import SqliteStore
 from switchboard_shared.domain.tenants import Tenant, new_api_key
 from switchboard_testing.net import free_port
-
-FRAME = b"\x10\x00" * 320  # 20 ms of 16 kHz PCM16
-FRAMES_PER_TURN = 50  # the simulator answers each second of audio
 
 
 async def seed_keys(db: Path, count: int) -> list[str]:
@@ -53,158 +58,201 @@ async def seed_keys(db: Path, count: int) -> list[str]:
         await store.close()
 
 
-async def open_session(base: str, key: str) -> tuple[ClientConnection, float]:
-    started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, timeout=30) as api:
-        response = await api.post(
-            "/v1/sessions", json={"max_duration": 600}, headers={"Authorization": f"Bearer {key}"}
-        )
-    response.raise_for_status()
-    socket = await connect(response.json()["join_url"], max_queue=64)
-    while True:
-        frame = await socket.recv()
-        if isinstance(frame, str) and json.loads(frame)["type"] == "ready":
-            return socket, time.perf_counter() - started
-
-
-async def stream(socket: ClientConnection, seconds: float, delays: list[float]) -> int:
-    """Send real-time audio for `seconds`; record each turn's delay; returns bytes heard."""
-    heard = 0
-    turn_sent: list[float] = []
-
-    async def read() -> None:
-        nonlocal heard
-        async for frame in socket:
-            if isinstance(frame, bytes):
-                heard += len(frame)
-            elif json.loads(frame).get("role") == "user" and turn_sent:
-                delays.append(time.perf_counter() - turn_sent.pop(0))
-
-    reader = asyncio.create_task(read())
-    next_at = time.perf_counter()
-    for i in range(int(seconds * 50)):
-        await socket.send(FRAME)
-        if (i + 1) % FRAMES_PER_TURN == 0:
-            turn_sent.append(time.perf_counter())
-        next_at += 0.02
-        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-    await asyncio.sleep(1)
-    await socket.send(json.dumps({"type": "end"}))
-    await asyncio.sleep(0.5)
-    reader.cancel()
-    await socket.close()
-    return heard
-
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else float("nan")
-
-
-def start(env: dict[str, str], log: IO[bytes], target: str = "all") -> subprocess.Popen[bytes]:
-    """`switchboard run TARGET` with `env`, its output to `log`."""
+def start(args: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "run", target],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT
     )
 
 
-async def wait_healthy(base: str) -> None:
+async def wait_up(url: str) -> None:
     async with httpx.AsyncClient(timeout=1) as probe:
         for _ in range(300):
             try:
-                await probe.get(f"{base}/healthz")
+                await probe.get(url)
                 return
             except httpx.HTTPError:
                 await asyncio.sleep(0.1)
-    raise RuntimeError(f"{base} did not start")
+    raise RuntimeError(f"{url} did not answer")
 
 
-async def main(sessions: int, seconds: float, split: bool) -> None:
+@dataclass
+class Generator:
+    process: subprocess.Popen[str]
+
+    async def line(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        text = await asyncio.to_thread(self.process.stdout.readline)
+        if not text:
+            raise RuntimeError(f"load generator {self.process.pid} exited")
+        result: dict[str, Any] = json.loads(text)
+        return result
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+
+def ms(values: list[int], q: float) -> str:
+    return f"{percentile(values, q) / 1e6:.1f}"
+
+
+def delay_line(name: str, values: list[int]) -> str:
+    return (
+        f"{name:<22} p50 {ms(values, 50):>6}  p99 {ms(values, 99):>6}  "
+        f"max {ms(values, 100):>6} ms  ({len(values)} frames)"
+    )
+
+
+def cpu_of(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+async def main(
+    sessions: int, frame_samples: int, seconds: float, generators: int, all_in_one: bool
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         keys = await seed_keys(data / "switchboard.db", sessions)
-        port = free_port()
+        port, provider_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")} | {
             "SWITCHBOARD_PORT": str(port),
             "SWITCHBOARD_DATA_DIR": str(data),
+            "SWITCHBOARD_SQLITE_PATH": str(data / "switchboard.db"),
             "SWITCHBOARD_LOG_LEVEL": "WARNING",
             "SWITCHBOARD_API_RATE_LIMIT_PER_SECOND": "0",
+            # Every session to the bench's provider, through the ElevenLabs adapter.
+            "SWITCHBOARD_ELEVENLABS__BASE_URL": f"http://127.0.0.1:{provider_port}",
+            "SWITCHBOARD_ELEVENLABS__API_KEY": "bench",
+            "SWITCHBOARD_SESSION_TIER_PROVIDERS": json.dumps(
+                {"basic": ["elevenlabs"], "advanced": ["elevenlabs"]}
+            ),
         }
-        log = (data / "all.log").open("wb")
+        log = (data / "services.log").open("wb")
         base = f"http://127.0.0.1:{port}"
-        others: list[subprocess.Popen[bytes]] = []
-        if split:
-            # The production shape: the media edge, the API and the simulator as processes.
-            sim_port, edge_port = free_port(), free_port()
-            env |= {
-                "SWITCHBOARD_SQLITE_PATH": str(data / "switchboard.db"),
-                "SWITCHBOARD_SIMULATOR__BASE_URL": f"http://127.0.0.1:{sim_port}",
-                "SWITCHBOARD_MEDIA_EDGE_URL": f"ws://127.0.0.1:{edge_port}/media",
-            }
-            others.append(start(env | {"SWITCHBOARD_PORT": str(sim_port)}, log, "provider-sim"))
-            others.append(start(env | {"SWITCHBOARD_PORT": str(edge_port)}, log, "media-edge"))
-            process = start(env, log, "api")
-            await wait_healthy(f"http://127.0.0.1:{sim_port}")
-            await wait_healthy(f"http://127.0.0.1:{edge_port}")
-            measured = others[1]
+        started: list[subprocess.Popen[bytes]] = [
+            start(["bench.session_provider", "--port", str(provider_port)], env, log)
+        ]
+        if all_in_one:
+            started.append(start(["switchboard.cli", "run", "all"], env, log))
+            edge = started[-1]
         else:
-            process = start(env, log)
-            measured = process
+            edge_port = free_port()
+            env["SWITCHBOARD_MEDIA_EDGE_URL"] = f"ws://127.0.0.1:{edge_port}/media"
+            edge_env = env | {"SWITCHBOARD_PORT": str(edge_port)}
+            started.append(start(["switchboard.cli", "run", "media-edge"], edge_env, log))
+            edge = started[-1]
+            started.append(start(["switchboard.cli", "run", "api"], env, log))
+            await wait_up(f"http://127.0.0.1:{edge_port}/healthz")
+        loads = [os.getloadavg()]
+        spawned: list[Generator] = []
         try:
-            await wait_healthy(base)
-            proc = psutil.Process(measured.pid)
-            rss_before = proc.memory_info().rss
-            cpu_before = proc.cpu_times()
-            opened_at = time.perf_counter()
-            opened = await asyncio.gather(*(open_session(base, key) for key in keys))
-            open_seconds = time.perf_counter() - opened_at
-            rss_open = proc.memory_info().rss
-            delays: list[float] = []
-            stream_at = time.perf_counter()
-            heard = await asyncio.gather(*(stream(s, seconds, delays) for s, _ in opened))
-            stream_seconds = time.perf_counter() - stream_at
-            cpu_after = proc.cpu_times()
-            joins = [j for _, j in opened]
-            cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-            shape = "media edge process (api, simulator apart)" if split else "all-in-one"
-            print(f"{shape}; sessions: {sessions}, {seconds:.0f} s of real-time audio each")
+            await wait_up(f"{base}/healthz")
+            await wait_up(f"http://127.0.0.1:{provider_port}/stats")
+            watched = {"edge": psutil.Process(edge.pid), "provider": psutil.Process(started[0].pid)}
+            rss_before = watched["edge"].memory_info().rss
+            for share in range(generators):
+                mine = data / f"keys-{share}"
+                mine.write_text("\n".join(keys[share::generators]))
+                command = [
+                    sys.executable, "-m", "bench.session_load", "--base", base, "--keys",
+                    str(mine), "--frame-samples", str(frame_samples), "--seconds", str(seconds),
+                ]  # fmt: skip
+                process = subprocess.Popen(
+                    command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+                )
+                spawned.append(Generator(process))
+            opened = await asyncio.gather(*(g.line() for g in spawned))
+            # From the first generator's first POST to the last one's last `ready`.
+            open_seconds = max(o["between"][1] for o in opened) - min(
+                o["between"][0] for o in opened
+            )
+            held = sum(o["opened"] for o in opened)
+            joins = sorted(int(j * 1e9) for o in opened for j in o["joins"])
+            rss_open = watched["edge"].memory_info().rss
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{provider_port}") as stats:
+                await stats.get("/stats", params={"reset": "1"})
+                for g in spawned:
+                    watched[f"generator {g.process.pid}"] = psutil.Process(g.process.pid)
+                cpu_before = {name: cpu_of(p) for name, p in watched.items()}
+                stream_at = time.perf_counter()
+                for g in spawned:
+                    g.go()
+                results = await asyncio.gather(*(g.line() for g in spawned))
+                stream_seconds = time.perf_counter() - stream_at
+                cpu_after = {name: cpu_of(p) for name, p in watched.items()}
+                provider = (await stats.get("/stats")).json()
+            loads.append(os.getloadavg())
+            shape = "all-in-one" if all_in_one else "media edge process (api apart)"
+            interval_ms = frame_samples / 16
             print(
-                f"opened: {sessions / open_seconds:.1f} sessions/s "
-                f"(all {sessions} at once: {open_seconds:.2f} s; "
-                f"join p50 {pct(joins, 50) * 1000:.0f} ms, p99 {pct(joins, 99) * 1000:.0f} ms)"
+                f"{shape}; {sessions} sessions, {frame_samples}-sample frames "
+                f"({interval_ms:.0f} ms, {frame_samples * 2} bytes) for {seconds:.0f} s; "
+                f"{generators} load generators"
             )
             print(
-                f"held: {sessions} concurrent, audio both ways; "
-                f"heard {sum(heard) / sessions / 1024:.0f} KiB per session"
+                f"load average before {' '.join(f'{x:.2f}' for x in loads[0])}, "
+                f"after {' '.join(f'{x:.2f}' for x in loads[1])}"
             )
             print(
-                f"turn delay ({len(delays)} turns): p50 {pct(delays, 50) * 1000:.1f} ms, "
-                f"p99 {pct(delays, 99) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms"
+                f"opened: {held} in {open_seconds:.2f} s = {held / open_seconds:.1f} sessions/s "
+                f"(join p50 {ms(joins, 50)} ms, p99 {ms(joins, 99)} ms); held {held} "
+                f"({provider['peak_sockets']} provider sockets open at once)"
             )
+            sent = sum(r["sent"] for r in results)
+            received = sum(r["received"] for r in results)
             print(
-                f"memory: {(rss_open - rss_before) / sessions / 1024:.0f} KiB per open session "
+                f"frames: up {sent} sent, {provider['frames_in']} reached the provider "
+                f"(lost {sent - provider['frames_in']}); down {provider['frames_out']} sent, "
+                f"{received} reached the browsers (lost {provider['frames_out'] - received})"
+            )
+            print(delay_line("upstream relay delay", provider["upstream_ns"]))
+            downstream = [d for r in results for d in r["downstream_ns"]]
+            print(delay_line("downstream relay delay", downstream))
+            print(delay_line("provider loop lag", provider["loop_lag_ns"]))
+            generator_lag = [d for r in results for d in r["loop_lag_ns"]]
+            print(delay_line("generators' loop lag", generator_lag).replace("frames", "samples"))
+            print(
+                f"edge memory: {(rss_open - rss_before) / held / 1024:.0f} KiB per open session "
                 f"(RSS {rss_before / 2**20:.0f} -> {rss_open / 2**20:.0f} MiB)"
             )
-            print(
-                f"CPU: {cpu:.1f} s over {open_seconds + stream_seconds:.1f} s "
-                f"({cpu / (open_seconds + stream_seconds):.2f} cores)"
-            )
+            print(f"CPU while streaming ({stream_seconds:.1f} s, 1.00 = one core):")
+            for name in watched:
+                used = cpu_after[name] - cpu_before[name]
+                print(f"  {name:<20} {used / stream_seconds:.2f}")
         finally:
-            for started in [process, *others]:
-                started.send_signal(signal.SIGTERM)
-            for started in [process, *others]:
-                started.wait(timeout=60)
+            for g in spawned:
+                g.process.kill()
+                g.process.wait()
+            for process in started:
+                process.send_signal(signal.SIGTERM)
+            for process in started:
+                process.wait(timeout=60)
             log.close()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
-        "--split", action="store_true", help="media edge, api and simulator as processes"
+        "--frame-samples",
+        type=int,
+        default=4096,
+        help="samples a frame (4096: the seed's ScriptProcessor; 320: 20 ms)",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--generators", type=int, default=3)
+    parser.add_argument(
+        "--all-in-one", action="store_true", help="the edge inside `switchboard run all`"
     )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.sessions, arguments.seconds, arguments.split))
+    asyncio.run(
+        main(
+            arguments.sessions,
+            arguments.frame_samples,
+            arguments.seconds,
+            arguments.generators,
+            arguments.all_in_one,
+        )
+    )
