@@ -36,6 +36,7 @@ class Browser:
         self.sent = 0
         self.received = 0
         self.delays_ns: list[int] = []
+        self.sent_ns: list[int] = []
 
 
 async def open_session(api: httpx.AsyncClient, key: str) -> tuple[ClientConnection, float]:
@@ -60,7 +61,9 @@ async def stream(
         async for message in socket:
             if isinstance(message, bytes):
                 now = time.monotonic_ns()
-                browser.delays_ns.append(now - stamp_of(message))
+                sent = stamp_of(message)
+                browser.delays_ns.append(now - sent)
+                browser.sent_ns.append(sent)
                 browser.received += 1
 
     reader = asyncio.create_task(read())
@@ -104,6 +107,7 @@ async def main(base: str, keys: list[str], frame_samples: int, seconds: float) -
         "sent": sum(b.sent for b in browsers),
         "received": sum(b.received for b in browsers),
         "downstream_ns": [d for b in browsers for d in b.delays_ns],
+        "downstream_sent_ns": [t for b in browsers for t in b.sent_ns],
         "loop_lag_ns": lag.samples_ns,
     }
     print(json.dumps(result))

@@ -51,6 +51,7 @@ class Provider:
     def __init__(self, port: int) -> None:
         self.port = port
         self.delays_ns: list[int] = []
+        self.sent_ns: list[int] = []  # each frame's stamp, to place its delay in time
         self.frames_in = 0
         self.frames_out = 0
         self.bad_frames = 0
@@ -79,11 +80,13 @@ class Provider:
             "bad_frames": self.bad_frames,
             "peak_sockets": self.peak_sockets,
             "upstream_ns": self.delays_ns,
+            "upstream_sent_ns": self.sent_ns,
             "loop_lag_ns": self.lag.samples_ns,
         }
 
     def reset(self) -> None:
-        self.delays_ns, self.frames_in, self.frames_out, self.bad_frames = [], 0, 0, 0
+        self.delays_ns, self.sent_ns = [], []
+        self.frames_in, self.frames_out, self.bad_frames = 0, 0, 0
         self.lag.samples_ns = []
 
     async def handle(self, socket: ServerConnection) -> None:
@@ -98,7 +101,9 @@ class Provider:
                     continue
                 start = len(CHUNK_PREFIX)
                 stamp = base64.b64decode(message[start : start + STAMP_CHARS])
-                self.delays_ns.append(now - int.from_bytes(stamp[:8], "little"))
+                sent = int.from_bytes(stamp[:8], "little")
+                self.delays_ns.append(now - sent)
+                self.sent_ns.append(sent)
                 self.frames_in += 1
                 # The chunk's size, from its base64 (everything between the quotes).
                 encoded = message[start:-2]

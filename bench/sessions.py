@@ -104,13 +104,44 @@ def delay_line(name: str, values: list[int]) -> str:
     )
 
 
+def spy(pid: int, seconds: float, out: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """py-spy (not a dependency: installed for a measurement) sampling the edge's stacks
+    while the audio flows, written as collapsed stacks, one a line."""
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
+    command += ["--duration", str(int(seconds)), "--format", "raw", "--output", str(out)]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def by_second(delays: list[int], sent: list[int], since_ns: int) -> str:
+    """p99 of the delays of the frames sent in each second of the window."""
+    seconds: dict[int, list[int]] = {}
+    for delay, at in zip(delays, sent, strict=True):
+        seconds.setdefault((at - since_ns) // 1_000_000_000, []).append(delay)
+    return " ".join(f"{ms(seconds[s], 99)}" for s in sorted(seconds))
+
+
+def cpu_pressure_us() -> int | None:
+    """Microseconds in which some runnable task on the machine waited for a CPU (Linux
+    PSI, /proc/pressure/cpu); None where the kernel does not say."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
+    return int(some.rpartition("total=")[2])
+
+
 def cpu_of(process: psutil.Process) -> float:
     times = process.cpu_times()
     return times.user + times.system
 
 
 async def main(
-    sessions: int, frame_samples: int, seconds: float, generators: int, all_in_one: bool
+    sessions: int,
+    frame_samples: int,
+    seconds: float,
+    generators: int,
+    all_in_one: bool,
+    profile: Path | None,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -176,12 +207,19 @@ async def main(
                 for g in spawned:
                     watched[f"generator {g.process.pid}"] = psutil.Process(g.process.pid)
                 cpu_before = {name: cpu_of(p) for name, p in watched.items()}
+                pressure_before = cpu_pressure_us()
+                preempted_before = watched["edge"].num_ctx_switches().involuntary
                 stream_at = time.perf_counter()
+                stream_ns = time.monotonic_ns()
                 for g in spawned:
                     g.go()
+                if profile is not None:
+                    started.append(spy(edge.pid, seconds, profile, log))
                 results = await asyncio.gather(*(g.line() for g in spawned))
                 stream_seconds = time.perf_counter() - stream_at
                 cpu_after = {name: cpu_of(p) for name, p in watched.items()}
+                pressure_after = cpu_pressure_us()
+                preempted = watched["edge"].num_ctx_switches().involuntary - preempted_before
                 provider = (await stats.get("/stats")).json()
             loads.append(os.getloadavg())
             shape = "all-in-one" if all_in_one else "media edge process (api apart)"
@@ -210,7 +248,20 @@ async def main(
             print(delay_line("upstream relay delay", provider["upstream_ns"]))
             downstream = [d for r in results for d in r["downstream_ns"]]
             print(delay_line("downstream relay delay", downstream))
-            print(delay_line("provider loop lag", provider["loop_lag_ns"]))
+            print(
+                "p99 by second of streaming (ms): up "
+                + by_second(provider["upstream_ns"], provider["upstream_sent_ns"], stream_ns)
+            )
+            down_sent = [t for r in results for t in r["downstream_sent_ns"]]
+            print(
+                "                                down "
+                + by_second(downstream, down_sent, stream_ns)
+            )
+            print(
+                delay_line("provider loop lag", provider["loop_lag_ns"]).replace(
+                    "frames", "samples"
+                )
+            )
             generator_lag = [d for r in results for d in r["loop_lag_ns"]]
             print(delay_line("generators' loop lag", generator_lag).replace("frames", "samples"))
             print(
@@ -221,6 +272,12 @@ async def main(
             for name in watched:
                 used = cpu_after[name] - cpu_before[name]
                 print(f"  {name:<20} {used / stream_seconds:.2f}")
+            if pressure_before is not None and pressure_after is not None:
+                waited = (pressure_after - pressure_before) / 1e6 / stream_seconds
+                print(
+                    f"CPU pressure: some task waited for a CPU {waited * 100:.0f} % of the time; "
+                    f"the edge was preempted {preempted / stream_seconds:.0f} times/s"
+                )
         finally:
             for g in spawned:
                 g.process.kill()
@@ -246,6 +303,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--all-in-one", action="store_true", help="the edge inside `switchboard run all`"
     )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the edge while streaming, to this file"
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -254,5 +314,6 @@ if __name__ == "__main__":
             arguments.seconds,
             arguments.generators,
             arguments.all_in_one,
+            arguments.profile,
         )
     )

@@ -4,6 +4,8 @@ session (the store holds sessions and used join tokens)."""
 
 from __future__ import annotations
 
+import gc
+
 from switchboard_media_edge.routes import router
 from switchboard_shared.adapters.providers.convai import build_session_providers
 from switchboard_shared.runtime.bootstrap import Components
@@ -22,6 +24,7 @@ def parts(components: Components) -> ServiceParts:
         name="media-edge",
         routers=[router],
         state={"session_relay": relay},
+        startup=[_freeze_start_up_objects],
         workers=[
             periodic(
                 PeriodicTask(
@@ -31,3 +34,10 @@ def parts(components: Components) -> ServiceParts:
         ],
         closers=[p.close for p in providers.values()],
     )
+
+
+async def _freeze_start_up_objects() -> None:
+    """Keep what start-up made (modules, settings, routes) out of the garbage collector's
+    full collections: with hundreds of sessions relaying, each one scanned the whole
+    heap and held every socket for tens of milliseconds (bench/RESULTS.md, sessions)."""
+    gc.freeze()

@@ -84,7 +84,9 @@ class ConvaiSessions:
         return [json.dumps(message)]
 
     def audio_frame(self, pcm16: bytes) -> str:
-        return json.dumps({"user_audio_chunk": base64.b64encode(pcm16).decode()})
+        # What json.dumps writes (base64 needs no escaping), without its encoder: this
+        # runs for every frame a browser sends (bench/RESULTS.md, sessions).
+        return '{"user_audio_chunk": "' + base64.b64encode(pcm16).decode() + '"}'
 
     def parse_session_message(self, message: str | bytes) -> list[SessionSignal]:
         try:
