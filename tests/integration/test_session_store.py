@@ -216,6 +216,11 @@ async def test_sessions_nobody_relays_are_found_and_touch_keeps_them_alive(store
     )
     touched = await store.touch_session(kept.session_id, now + timedelta(seconds=10))
     assert touched is not None
+    # The record says it too, not only the index the sweep reads.
+    alive_until = now.replace(microsecond=now.microsecond // 1000 * 1000) + timedelta(seconds=10)
+    assert touched.alive_until == alive_until
+    assert touched.updated_at >= kept.updated_at
+    assert await store.get_session(kept.session_id) == touched
     abandoned = await store.find_sessions(abandoned_before=now)
     assert [s.session_id for s in abandoned] == [stale.session_id]
     await store.end_session(stale.session_id, SessionEndReason.MANUAL)
