@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -28,7 +29,9 @@ from bench.session_stats import LoopLag, stamp_of, stamped
 from switchboard_shared.runtime.process import run_event_loop
 
 SAMPLE_RATE = 16_000
-DRAIN_SECONDS = 1.0  # after the last frame, for the last answers to arrive
+# After the last frame, how long the answers still owed may take: one not back by then
+# counts as lost.
+DRAIN_SECONDS = 10.0
 
 
 class Browser:
@@ -57,6 +60,9 @@ async def stream(
 ) -> None:
     interval = len(frame) / 2 / SAMPLE_RATE
 
+    done_sending = False
+    all_back = asyncio.Event()
+
     async def read() -> None:
         async for message in socket:
             if isinstance(message, bytes):
@@ -65,6 +71,8 @@ async def stream(
                 browser.delays_ns.append(now - sent)
                 browser.sent_ns.append(sent)
                 browser.received += 1
+                if done_sending and browser.received >= browser.sent:
+                    all_back.set()
 
     reader = asyncio.create_task(read())
     await asyncio.sleep(offset)
@@ -74,7 +82,10 @@ async def stream(
         browser.sent += 1
         next_at += interval
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-    await asyncio.sleep(DRAIN_SECONDS)
+    done_sending = True
+    if browser.received < browser.sent:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_back.wait(), DRAIN_SECONDS)
     await socket.send(json.dumps({"type": "end"}))
     reader.cancel()
     await socket.close()

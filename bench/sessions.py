@@ -58,10 +58,14 @@ async def seed_keys(db: Path, count: int) -> list[str]:
         await store.close()
 
 
-def start(args: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+def start(
+    args: list[str], env: dict[str, str], log: IO[bytes], nice: int = 0
+) -> subprocess.Popen[bytes]:
+    """`python -m ARGS`; `nice` other than 0 runs it under nice(1) (same pid: nice execs)."""
+    command = [sys.executable, "-m", *args]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def wait_up(url: str) -> None:
@@ -78,6 +82,16 @@ async def wait_up(url: str) -> None:
 @dataclass
 class Generator:
     process: subprocess.Popen[str]
+
+    @classmethod
+    def spawn(cls, arguments: list[str], env: dict[str, str]) -> Generator:
+        """`python -m bench.session_load ARGUMENTS`, talking JSON lines on its stdio."""
+        command = [sys.executable, "-m", "bench.session_load", *arguments]
+        return cls(
+            subprocess.Popen(
+                command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        )
 
     async def line(self) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -142,6 +156,7 @@ async def main(
     generators: int,
     all_in_one: bool,
     profile: Path | None,
+    edge_nice: int,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -166,13 +181,15 @@ async def main(
             start(["bench.session_provider", "--port", str(provider_port)], env, log)
         ]
         if all_in_one:
-            started.append(start(["switchboard.cli", "run", "all"], env, log))
+            started.append(start(["switchboard.cli", "run", "all"], env, log, edge_nice))
             edge = started[-1]
         else:
             edge_port = free_port()
             env["SWITCHBOARD_MEDIA_EDGE_URL"] = f"ws://127.0.0.1:{edge_port}/media"
             edge_env = env | {"SWITCHBOARD_PORT": str(edge_port)}
-            started.append(start(["switchboard.cli", "run", "media-edge"], edge_env, log))
+            started.append(
+                start(["switchboard.cli", "run", "media-edge"], edge_env, log, edge_nice)
+            )
             edge = started[-1]
             started.append(start(["switchboard.cli", "run", "api"], env, log))
             await wait_up(f"http://127.0.0.1:{edge_port}/healthz")
@@ -186,14 +203,9 @@ async def main(
             for share in range(generators):
                 mine = data / f"keys-{share}"
                 mine.write_text("\n".join(keys[share::generators]))
-                command = [
-                    sys.executable, "-m", "bench.session_load", "--base", base, "--keys",
-                    str(mine), "--frame-samples", str(frame_samples), "--seconds", str(seconds),
-                ]  # fmt: skip
-                process = subprocess.Popen(
-                    command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-                )
-                spawned.append(Generator(process))
+                arguments = ["--base", base, "--keys", str(mine)]
+                arguments += ["--frame-samples", str(frame_samples), "--seconds", str(seconds)]
+                spawned.append(Generator.spawn(arguments, env))
             opened = await asyncio.gather(*(g.line() for g in spawned))
             # From the first generator's first POST to the last one's last `ready`.
             open_seconds = max(o["between"][1] for o in opened) - min(
@@ -223,6 +235,8 @@ async def main(
                 provider = (await stats.get("/stats")).json()
             loads.append(os.getloadavg())
             shape = "all-in-one" if all_in_one else "media edge process (api apart)"
+            if edge_nice:
+                shape += f", edge at nice {edge_nice}"
             interval_ms = frame_samples / 16
             print(
                 f"{shape}; {sessions} sessions, {frame_samples}-sample frames "
@@ -306,6 +320,13 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", type=Path, help="py-spy the edge while streaming, to this file"
     )
+    parser.add_argument(
+        "--edge-nice",
+        type=int,
+        default=0,
+        help="run the edge under `nice -n N` (negative, as root: ahead of the machine's "
+        "other work, the bench's own processes included)",
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -315,5 +336,6 @@ if __name__ == "__main__":
             arguments.generators,
             arguments.all_in_one,
             arguments.profile,
+            arguments.edge_nice,
         )
     )
