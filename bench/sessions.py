@@ -146,7 +146,7 @@ def cpu_pressure_us() -> int | None:
 
 def cpu_of(process: psutil.Process) -> float:
     times = process.cpu_times()
-    return times.user + times.system
+    return float(times.user + times.system)
 
 
 async def main(
