@@ -158,10 +158,13 @@ class ConvaiSessions:
             conversation_id = data["conversation_id"]
             if not isinstance(conversation_id, str) or not conversation_id:
                 raise TypeError("conversation_id")
+            transcript = data.get("transcript") or []
+            if not isinstance(transcript, list):
+                raise TypeError("transcript is not a list")
             metadata = data.get("metadata") or {}
             return SessionCallback(
                 provider_session_id=conversation_id,
-                turns=[_turn(entry) for entry in data.get("transcript") or [] if _said(entry)],
+                turns=[_turn(entry) for entry in transcript if _said(entry)],
                 failed=data.get("status") == "failed",
                 started_at=_unix_time(metadata.get("start_time_unix_secs")),
                 duration_seconds=_whole_seconds(metadata.get("call_duration_secs")),
