@@ -200,7 +200,8 @@ async def test_a_failed_conversation_ends_the_session_with_provider_error(world:
     response = await world.post(transcription("conv_failed", ["Hello"], status="failed"))
     assert response.json() == {"status": "applied"}
     stored = await world.store.get_session(session.session_id)
-    assert stored is not None and stored.reason is SessionEndReason.PROVIDER_ERROR
+    assert stored is not None
+    assert stored.reason is SessionEndReason.PROVIDER_ERROR
     await eventually(lambda: world.ended_webhooks(session.session_id), within=10)
 
 
@@ -237,4 +238,6 @@ async def test_bad_signatures_and_bodies_get_the_error_shape(world: World) -> No
     assert_error(await world.ingest.post(other, content=body), 404, "unknown_provider")
     # None of it touched the session.
     stored = await world.store.get_session(session.session_id)
-    assert stored is not None and stored.is_active and len(stored.transcript) == 1
+    assert stored is not None
+    assert stored.is_active
+    assert len(stored.transcript) == 1

@@ -74,7 +74,8 @@ def test_the_signature_is_elevenlabs_documented_hmac() -> None:
 
 def test_a_failed_conversation_says_so() -> None:
     callback = adapter().parse_callback(*signed(transcription(status="failed")))
-    assert callback is not None and callback.failed
+    assert callback is not None
+    assert callback.failed
 
 
 def test_another_event_type_is_none() -> None:
