@@ -34,6 +34,7 @@ from switchboard_shared.http.error_handling import install_error_handlers
 from switchboard_shared.ports import Store
 from switchboard_shared.runtime.settings import ProviderSettings, Settings
 from switchboard_shared.sessions import lifecycle
+from switchboard_shared.sessions.timeouts import SessionTimeoutSweep
 from switchboard_shared.webhooks.signing import generate_secret
 from switchboard_testing.servers import serving
 from tests.support.net import eventually
@@ -53,8 +54,12 @@ class World:
     receiver: WebhookReceiver
     ingest: httpx.AsyncClient
 
-    async def live_session(self, conversation_id: str, turns: list[str]) -> Session:
-        """An active session the edge opened on `conversation_id` and stored `turns` of."""
+    async def live_session(
+        self, conversation_id: str, turns: list[str], relayed_for: float = -1.0
+    ) -> Session:
+        """An active session the edge opened on `conversation_id` and stored `turns` of,
+        whose relay keeps it alive `relayed_for` seconds more (negative: its edge died
+        and the rejoin grace is over)."""
         values: dict[str, Any] = {
             "tenant_id": "tenant-a",
             "api_key_id": f"key-{conversation_id}",
@@ -68,6 +73,8 @@ class World:
         await self.store.set_session_provider(session.session_id, "elevenlabs", conversation_id)
         said = [TranscriptTurn(role=_role(i), text=text) for i, text in enumerate(turns)]
         await self.store.add_transcript_turns(session.session_id, said)
+        alive_until = utcnow() + timedelta(seconds=relayed_for)
+        await self.store.touch_session(session.session_id, alive_until)
         return session
 
     async def post(self, payload: Any, secret: str = WEBHOOK_SECRET) -> httpx.Response:
@@ -138,7 +145,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield World(store, bus, receiver, client)
 
 
-async def test_an_active_session_is_filled_then_ended_and_announced_once(world: World) -> None:
+async def test_an_unrelayed_session_is_filled_then_ended_and_announced_once(
+    world: World,
+) -> None:
     session = await world.live_session("conv_live", ["Hello", "Hi"])
     started = int(time.time()) - 20
     payload = transcription("conv_live", ["Hello", "Hi", "How can I help?"], started=started)
@@ -175,6 +184,28 @@ async def test_an_active_session_is_filled_then_ended_and_announced_once(world: 
         stored.reason,
         stored.ended_at,
     )
+
+
+async def test_within_the_rejoin_grace_the_transcript_is_filled_and_the_sweep_ends_it(
+    world: World,
+) -> None:
+    session = await world.live_session("conv_grace", ["Hello", "Hi"], relayed_for=1.0)
+    response = await world.post(transcription("conv_grace", ["Hello", "Hi", "Go on"]))
+    assert response.json() == {"status": "applied"}
+    stored = await world.store.get_session(session.session_id)
+    assert stored is not None
+    assert stored.is_active  # the browser may still rejoin, on a new conversation
+    assert [t.text for t in stored.transcript] == ["Hello", "Hi", "Go on"]
+
+    await asyncio.sleep(1.2)  # the grace runs out: the sweep ends it, once
+    assert await SessionTimeoutSweep(world.store, world.bus).run_once() == 1
+    (announced,) = await eventually(lambda: world.ended_webhooks(session.session_id), within=10)
+    assert announced["data"]["reason"] == "client_disconnected"
+    assert [t["text"] for t in announced["data"]["transcript"]] == ["Hello", "Hi", "Go on"]
+    again = await world.post(transcription("conv_grace", ["Hello", "Hi", "Go on"]))
+    assert again.json() == {"status": "duplicate"}
+    await asyncio.sleep(1)
+    assert len(await world.ended_webhooks(session.session_id)) == 1
 
 
 async def test_an_ended_session_gets_the_fuller_transcript_and_no_second_end(

@@ -1,9 +1,17 @@
 """A provider's session webhook into the session it names: the transcript the media edge
 may have missed (it was killed before storing the last turns) is filled in, and a
-session still active when its provider says the conversation is over is ended, through
-`lifecycle.end_session`, so `session.ended` still goes out exactly once.
+session still active when its provider says the conversation is over, and that nobody
+relays any more, is ended through `lifecycle.end_session`, so `session.ended` still
+goes out exactly once.
 
-The order matters: the transcript is filled first, so a session this webhook ends is
+The provider's conversation ending is not the session ending: a browser whose socket
+dropped (it left, or its media edge died) may rejoin within the disconnect grace, on a
+new provider conversation. So a webhook never cuts that grace short: within it, the
+transcript is filled and the end is left to the timeout sweep (which then announces
+the fuller transcript); past it (a late webhook, no sweep running), the webhook ends
+the session itself.
+
+The order matters: the transcript is filled first, so a session ended after it is
 announced with the whole transcript. A session that had ended already keeps its one
 `session.ended` (sent with what was stored then); only its stored transcript, which
 `GET /v1/sessions/{id}` shows, becomes the fuller one."""
@@ -47,9 +55,9 @@ async def apply_session_callback(
     filled = await store.fill_session_transcript(session_id, _turns(found, callback))
     grew = filled is not None and len(filled.transcript) > len(found.transcript)
     ended = None
-    if callback.ended and filled is not None and filled.is_active:
-        # The edge did not end it (it died, or has not noticed yet): the provider's
-        # conversation is over, so the browser's link to it is gone.
+    if callback.ended and filled is not None and filled.is_active and _unrelayed(filled):
+        # Its edge died and the rejoin grace is over: the provider's conversation is
+        # over too, so nothing links the browser to an agent any more.
         reason = (
             SessionEndReason.PROVIDER_ERROR
             if callback.failed
@@ -67,6 +75,11 @@ async def apply_session_callback(
         )
         return SessionCallbackOutcome.APPLIED
     return SessionCallbackOutcome.DUPLICATE
+
+
+def _unrelayed(session: Session) -> bool:
+    """Nobody relays the session and its rejoin grace is over (`alive_until` passed)."""
+    return session.alive_until is None or session.alive_until <= utcnow()
 
 
 def _turns(session: Session, callback: SessionCallback) -> list[TranscriptTurn]:
