@@ -226,3 +226,65 @@ async def test_sessions_nobody_relays_are_found_and_touch_keeps_them_alive(store
     await store.end_session(stale.session_id, SessionEndReason.MANUAL)
     assert await store.find_sessions(abandoned_before=now) == []
     assert await store.touch_session(stale.session_id, now) is None
+
+
+async def test_a_session_is_found_by_its_provider_session_id(store: Store) -> None:
+    served, _ = await store.insert_session(new_session(key="key-p"), TTL)
+    other, _ = await store.insert_session(new_session(key="key-q"), TTL)
+    await store.set_session_provider(served.session_id, "elevenlabs", "conv_1")
+    await store.set_session_provider(other.session_id, "simulator", "conv_1")
+    found = await store.find_session_by_provider_id("elevenlabs", "conv_1")
+    assert found is not None
+    assert found.session_id == served.session_id
+    found = await store.find_session_by_provider_id("simulator", "conv_1")
+    assert found is not None
+    assert found.session_id == other.session_id
+    assert await store.find_session_by_provider_id("elevenlabs", "conv_2") is None
+    # Still found once ended: a provider's webhook comes after the end.
+    await store.end_session(served.session_id, SessionEndReason.MANUAL)
+    found = await store.find_session_by_provider_id("elevenlabs", "conv_1")
+    assert found is not None
+    assert found.status is SessionStatus.ENDED
+
+
+async def test_a_transcript_is_filled_with_the_missing_tail_only(store: Store) -> None:
+    stored, _ = await store.insert_session(new_session(key="key-f"), TTL)
+    edge = [TranscriptTurn(role="agent", text="Hello"), TranscriptTurn(role="user", text="Hi")]
+    await store.add_transcript_turns(stored.session_id, edge)
+    reported = [
+        TranscriptTurn(role="agent", text="Hello!"),  # the provider's wording: not rewritten
+        TranscriptTurn(role="user", text="Hi"),
+        TranscriptTurn(role="agent", text="How can I help?"),
+    ]
+    filled = await store.fill_session_transcript(stored.session_id, reported)
+    assert filled is not None
+    assert [t.text for t in filled.transcript] == ["Hello", "Hi", "How can I help?"]
+    # The same report again, or a shorter one, changes nothing.
+    again = await store.fill_session_transcript(stored.session_id, reported)
+    assert again is not None
+    assert again.transcript == filled.transcript
+    shorter = await store.fill_session_transcript(stored.session_id, reported[:1])
+    assert shorter is not None
+    assert shorter.transcript == filled.transcript
+    # An ended session is filled too, and stays ended.
+    await store.end_session(stored.session_id, SessionEndReason.CLIENT_DISCONNECTED)
+    later = [*reported, TranscriptTurn(role="user", text="Bye")]
+    ended = await store.fill_session_transcript(stored.session_id, later)
+    assert ended is not None
+    assert ended.status is SessionStatus.ENDED
+    assert [t.text for t in ended.transcript][-1] == "Bye"
+    fetched = await store.get_session(stored.session_id)
+    assert fetched is not None
+    assert len(fetched.transcript) == 4
+    assert await store.fill_session_transcript("sess_unknown", reported) is None
+
+
+async def test_concurrent_fills_append_the_tail_once(store: Store) -> None:
+    stored, _ = await store.insert_session(new_session(key="key-g"), TTL)
+    reported = [TranscriptTurn(role="agent", text=f"turn {i}") for i in range(4)]
+    await asyncio.gather(
+        *(store.fill_session_transcript(stored.session_id, reported) for _ in range(6))
+    )
+    fetched = await store.get_session(stored.session_id)
+    assert fetched is not None
+    assert [t.text for t in fetched.transcript] == [t.text for t in reported]

@@ -35,7 +35,7 @@ def test_every_setting_is_documented() -> None:
 
 def test_documented_settings_exist() -> None:
     real = {f.upper() for f in Settings.model_fields}
-    for group in ("<P>", "SIMULATOR", "VOCODE", "VOXPRIA", "VAPI", "RETELL"):
+    for group in ("<P>", "SIMULATOR", "VOCODE", "VOXPRIA", "VAPI", "RETELL", "ELEVENLABS"):
         real |= {f"{group}__{f.upper()}" for f in ProviderSettings.model_fields}
     unknown = sorted(documented() - real)
     assert not unknown, f"docs/configuration.md names settings that do not exist: {unknown}"

@@ -119,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     # Browser-voice sessions: ElevenLabs' dialect, its own `xi-api-key` check.
-    app.include_router(convai.router(settings))
+    app.include_router(convai.router(settings, simulator, callback_base))
 
     @app.get("/recordings/{call_id}.wav", dependencies=[Depends(require_key)])
     async def recording(call_id: str, range: Annotated[str | None, Header()] = None) -> Response:

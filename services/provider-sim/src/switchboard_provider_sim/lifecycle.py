@@ -171,6 +171,11 @@ class Simulator:
         self._end(call, SimStatus.CANCELED)
         return call
 
+    def send_callback(self, url: str, body: bytes, scheme: CallbackSigner, secret: str) -> None:
+        """POST a signed callback that belongs to no call (a session's webhook), in the
+        background, with the usual retries."""
+        self._spawn(self._deliver_after(None, url, body, scheme, secret))
+
     async def close(self) -> None:
         """Stop every timeline and pending callback, and close the HTTP client."""
         for task in list(self._tasks):

@@ -7,6 +7,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from switchboard_ingest.callbacks import CallbackIngest
+from switchboard_ingest.session_callbacks import SessionCallbackIngest
 
 
 # app.state is untyped: the service's parts put the ingest there, so the cast holds.
@@ -15,3 +16,10 @@ def get_ingest(request: Request) -> CallbackIngest:
 
 
 IngestDep = Annotated[CallbackIngest, Depends(get_ingest)]
+
+
+def get_session_ingest(request: Request) -> SessionCallbackIngest:
+    return cast(SessionCallbackIngest, request.app.state.session_ingest)
+
+
+SessionIngestDep = Annotated[SessionCallbackIngest, Depends(get_session_ingest)]

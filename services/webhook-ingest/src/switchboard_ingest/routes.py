@@ -5,13 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from switchboard_ingest.deps import IngestDep
+from switchboard_ingest.deps import IngestDep, SessionIngestDep
 from switchboard_shared.calls.callback_signing import REFERENCE_PARAMETER
 from switchboard_shared.http.errors import error_responses_doc
 
 
 class CallbackAck(BaseModel):
     status: str  # "applied" or "duplicate"
+
+
+class SessionCallbackAck(BaseModel):
+    # "applied", "duplicate", or "ignored" (no session of ours, or an event type that
+    # says nothing of one: acknowledged, so the provider does not retry it)
+    status: str
 
 
 router = APIRouter(tags=["provider callbacks"])
@@ -34,3 +40,18 @@ async def provider_callback(provider: str, request: Request, ingest: IngestDep) 
     body = await request.body()
     reference = request.query_params.get(REFERENCE_PARAMETER)
     return CallbackAck(status=await ingest.native(provider, request.headers, body, reference))
+
+
+@router.post(
+    "/v1/webhooks/providers/{provider}/sessions",
+    response_model=SessionCallbackAck,
+    responses=_ERRORS,
+)
+async def provider_session_callback(
+    provider: str, request: Request, ingest: SessionIngestDep
+) -> SessionCallbackAck:
+    """A provider's session webhook (ElevenLabs' `post_call_transcription`), verified
+    and read by its session adapter: fills the transcript the media edge missed and
+    ends a session the provider says is over (docs/sessions.md)."""
+    body = await request.body()
+    return SessionCallbackAck(status=await ingest.receive(provider, request.headers, body))

@@ -1,5 +1,6 @@
 """Callback authentication of the providers that do not use the `v1=` HMAC scheme of
-`callback_signing`: Vapi's shared server secret and Retell's `x-retell-signature`."""
+`callback_signing`: Vapi's shared server secret, Retell's `x-retell-signature` and
+ElevenLabs' `ElevenLabs-Signature`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from switchboard_shared.calls.callback_signing import header_value
+from switchboard_shared.calls.callback_signing import header_value, timestamped_digest
 from switchboard_shared.ports import InvalidCallback
 
 
@@ -85,5 +86,44 @@ def _retell_digest(secret: str, body: bytes, millis: int) -> str:
     return hmac.new(secret.encode(), body + str(millis).encode(), hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class ElevenLabsSignature:
+    """`ElevenLabs-Signature: t=<unix s>,v0=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`,
+    keyed by the webhook's shared secret (docs/providers.md cites ElevenLabs' webhook
+    docs; their examples refuse a timestamp older than 30 minutes)."""
+
+    header: str = "ElevenLabs-Signature"
+
+    def sign(self, secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else int(timestamp))
+        return {self.header: f"t={ts},v0={timestamped_digest(secret, ts, body)}"}
+
+    def verify(
+        self,
+        secret: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        tolerance_seconds: float,
+        now: float | None = None,
+    ) -> None:
+        if not secret:
+            raise InvalidCallback("no ElevenLabs webhook secret is configured to verify with")
+        parts = dict(
+            part.strip().partition("=")[::2]
+            for part in (header_value(headers, self.header) or "").split(",")
+        )
+        ts, sent = parts.get("t", ""), parts.get("v0", "")
+        if not ts.isdigit() or not sent:
+            raise InvalidCallback(f"missing or malformed {self.header} header")
+        current = time.time() if now is None else now
+        if abs(current - int(ts)) > tolerance_seconds:
+            raise InvalidCallback("callback timestamp is outside the tolerance window")
+        if not hmac.compare_digest(timestamped_digest(secret, ts, body).encode(), sent.encode()):
+            raise InvalidCallback("callback signature does not match")
+
+
 VAPI = SharedSecretHeader("x-vapi-secret")
 RETELL = RetellSignature()
+ELEVENLABS = ElevenLabsSignature()
+# ElevenLabs' webhook docs refuse signatures older than this.
+ELEVENLABS_TOLERANCE_SECONDS = 30 * 60

@@ -42,6 +42,18 @@ class TranscriptTurn(BaseModel):
     at: datetime = Field(default_factory=utcnow)
 
 
+def merged_transcript(
+    stored: list[TranscriptTurn], reported: list[TranscriptTurn]
+) -> list[TranscriptTurn]:
+    """A provider's after-the-fact transcript (`reported`, the whole conversation in
+    order) over the one the media edge stored as turns arrived. The edge stores every
+    turn in order, so what it can miss is the tail (killed before storing them): the
+    first `len(stored)` reported turns are the ones stored already and only the rest
+    are appended. Stored turns are never rewritten, and a report no longer than what is
+    stored changes nothing, so a repeated webhook is harmless."""
+    return [*stored, *reported[len(stored) :]]
+
+
 class Elapsed(BaseModel):
     total_seconds: int
     display: str = Field(description="Minutes and seconds, like `0m 47s`.")

@@ -1,10 +1,13 @@
 """What the media edge needs of a provider that serves browser voice sessions: create a
-session (an audio socket to open), end it, speak its socket's dialect. Adapters raise
-the `ProviderError`s of `ports.provider`."""
+session (an audio socket to open), end it, speak its socket's dialect; and what the
+webhook ingest needs: read the provider's session webhooks. Adapters raise the
+`ProviderError`s, `InvalidCallback` and `MalformedCallback` of `ports.provider`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 
@@ -44,6 +47,31 @@ class SessionSignal:
     provider_session_id: str = ""
 
 
+@dataclass(frozen=True)
+class CallbackTurn:
+    """One transcript turn of a provider's session webhook; `offset_seconds` from the
+    start of the conversation, when the provider says."""
+
+    role: Literal["agent", "user"]
+    text: str
+    offset_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class SessionCallback:
+    """A provider's word, after the fact, on one of its sessions (ElevenLabs'
+    `post_call_transcription`): the whole transcript as it recorded it, and whether the
+    conversation is over (`ended`; `failed` when it ended in error). `started_at` and
+    `duration_seconds` are the provider's, when it gives them."""
+
+    provider_session_id: str
+    turns: list[CallbackTurn]
+    ended: bool = True
+    failed: bool = False
+    started_at: datetime | None = None
+    duration_seconds: int | None = None
+
+
 @runtime_checkable
 class SessionProvider(Protocol):
     name: str
@@ -66,5 +94,11 @@ class SessionProvider(Protocol):
         """End the session at the provider, after the edge closed its socket: for a
         provider that keeps a session (and bills it) past its socket. ProviderError when
         it could not."""
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> SessionCallback | None:
+        """Verify and read one of the provider's session webhooks. InvalidCallback for a
+        missing, wrong or stale signature (checked first, before the body is read);
+        MalformedCallback for a signed body it cannot read; None for a signed event
+        that says nothing about a session's transcript or end (another type)."""
 
     async def close(self) -> None: ...

@@ -72,6 +72,19 @@ class SessionStore(Protocol):
     ) -> Session | None:
         """Record who serves an active session; None when it is not active."""
 
+    async def find_session_by_provider_id(
+        self, provider: str, provider_session_id: str
+    ) -> Session | None:
+        """The session `provider` serves as `provider_session_id` (recorded by
+        `set_session_provider`), in any status; an indexed lookup."""
+
+    async def fill_session_transcript(
+        self, session_id: str, reported: list[TranscriptTurn]
+    ) -> Session | None:
+        """In one write, the transcript becomes `merged_transcript(stored, reported)`,
+        whatever the session's status (an ended one included); returns the session as
+        it is then (unchanged when nothing was missing), None when it does not exist."""
+
     async def touch_session(self, session_id: str, alive_until: datetime) -> Session | None:
         """Set an active session's `alive_until` (its relay is alive); None when it is not
         active any more (ended elsewhere)."""

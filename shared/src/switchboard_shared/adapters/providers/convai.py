@@ -6,6 +6,10 @@ The edge asks `GET /v1/convai/conversation/get_signed_url?agent_id=…` (header
 the session's prompt and language, streams `{"user_audio_chunk": base64 PCM16}` and
 reads `conversation_initiation_metadata`, `audio`, `agent_response`, `user_transcript`
 and `ping` (answered with `pong`).
+
+After a conversation, ElevenLabs POSTs a `post_call_transcription` webhook (header
+`ElevenLabs-Signature`, keyed by the webhook's secret: `callback_secret` here) with the
+conversation's whole transcript; `parse_callback` reads it.
 """
 
 from __future__ import annotations
@@ -13,18 +17,27 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from switchboard_shared.adapters.providers.http import json_object
+from switchboard_shared.calls.provider_signatures import (
+    ELEVENLABS,
+    ELEVENLABS_TOLERANCE_SECONDS,
+)
 from switchboard_shared.ports import (
     MalformedCallback,
     ProviderPermanentError,
     ProviderTransientError,
 )
 from switchboard_shared.ports.session_provider import (
+    CallbackTurn,
     ProviderSession,
     ProviderSessionRequest,
+    SessionCallback,
     SessionSignal,
 )
 from switchboard_shared.runtime.settings import ProviderSettings
@@ -42,6 +55,7 @@ class ConvaiSessions:
         if not settings.base_url:
             raise ValueError(f"{name}: no base_url")
         self.name = name
+        self._webhook_secret = settings.callback_secret.get_secret_value()
         self._client = httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/"),
             headers={"xi-api-key": settings.api_key.get_secret_value()},
@@ -132,8 +146,68 @@ class ConvaiSessions:
         (the API's `DELETE /v1/convai/conversations/{id}` deletes the record, which we
         must not do)."""
 
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> SessionCallback | None:
+        """`post_call_transcription`: `data.conversation_id`, `data.status` (`done` or
+        `failed`), `data.transcript` (`{role, message, time_in_call_secs}`, turns without
+        a message, such as tool calls, skipped) and `data.metadata`
+        (`start_time_unix_secs`, `call_duration_secs`). Other types: None."""
+        ELEVENLABS.verify(self._webhook_secret, headers, body, ELEVENLABS_TOLERANCE_SECONDS)
+        event = json_object(body)
+        if event.get("type") != "post_call_transcription":
+            return None
+        try:
+            data = event["data"]
+            conversation_id = data["conversation_id"]
+            if not isinstance(conversation_id, str) or not conversation_id:
+                raise TypeError("conversation_id")
+            transcript = data.get("transcript") or []
+            if not isinstance(transcript, list):
+                raise TypeError("transcript is not a list")
+            metadata = data.get("metadata") or {}
+            return SessionCallback(
+                provider_session_id=conversation_id,
+                turns=[_turn(entry) for entry in transcript if _said(entry)],
+                failed=data.get("status") == "failed",
+                started_at=_unix_time(metadata.get("start_time_unix_secs")),
+                duration_seconds=_whole_seconds(metadata.get("call_duration_secs")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedCallback(
+                f"{self.name}: a post_call_transcription of the wrong shape ({exc})"
+            ) from exc
+
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _said(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict) and isinstance(entry.get("message"), str) and bool(entry["message"])
+    )
+
+
+def _turn(entry: dict[str, Any]) -> CallbackTurn:
+    role = entry["role"]
+    if role not in ("agent", "user"):
+        raise ValueError(f"a transcript role {role!r}")
+    offset = entry.get("time_in_call_secs")
+    return CallbackTurn(
+        role=role,
+        text=entry["message"],
+        offset_seconds=float(offset) if isinstance(offset, int | float) else None,
+    )
+
+
+def _unix_time(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def _whole_seconds(value: Any) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    return None
 
 
 def _pcm_rate(audio_format: object) -> int:

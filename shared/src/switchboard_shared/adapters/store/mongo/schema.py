@@ -158,6 +158,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="sessions_by_notify_pending",
             partialFilterExpression={"notify_pending": True},
         ),
+        # A provider's session webhook names the session by the provider's id.
+        IndexModel(
+            [("provider", ASCENDING), ("provider_session_id", ASCENDING)],
+            name="sessions_by_provider_session",
+            partialFilterExpression={"provider_session_id": {"$type": "string"}},
+        ),
     ],
     # Used join tokens, dropped by MongoDB once expired (their signature refuses them).
     "used_join_tokens": [

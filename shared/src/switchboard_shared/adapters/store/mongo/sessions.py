@@ -37,6 +37,7 @@ from switchboard_shared.domain.sessions import (
     SessionStatus,
     SessionUsage,
     TranscriptTurn,
+    merged_transcript,
 )
 from switchboard_shared.ports import ActiveSessionExists, AlreadyExists
 
@@ -44,6 +45,8 @@ _ACTIVE = SessionStatus.ACTIVE.value
 # A concurrent request can take the idempotency key or the key's active slot between our
 # read and our insert; each retry decides against what it finds then.
 _INSERT_ATTEMPTS = 3
+# Filling a transcript the edge is still appending to: read, merge and try again.
+_FILL_ATTEMPTS = 5
 
 
 class MongoSessionStore(OnMongo):
@@ -147,6 +150,38 @@ class MongoSessionStore(OnMongo):
                 return_document=ReturnDocument.AFTER,
             )
         return from_document(Session, found)
+
+    async def find_session_by_provider_id(
+        self, provider: str, provider_session_id: str
+    ) -> Session | None:
+        query = {"provider": provider, "provider_session_id": provider_session_id}
+        with driver_errors():
+            found = await self._db.collection("sessions").find_one(query)
+        return from_document(Session, found)
+
+    async def fill_session_transcript(
+        self, session_id: str, reported: list[TranscriptTurn]
+    ) -> Session | None:
+        sessions = self._db.collection("sessions")
+        for _ in range(_FILL_ATTEMPTS):
+            session = await self.get_session(session_id)
+            if session is None or len(reported) <= len(session.transcript):
+                return session
+            missing = merged_transcript(session.transcript, reported)[len(session.transcript) :]
+            with driver_errors():
+                # Appends only to the transcript we read: a turn the edge stored meanwhile
+                # makes it read and merge again.
+                found = await sessions.find_one_and_update(
+                    {"_id": session_id, "transcript": {"$size": len(session.transcript)}},
+                    {
+                        "$push": {"transcript": {"$each": stored_value(missing)}},
+                        "$set": {"updated_at": stored_now()},
+                    },
+                    return_document=ReturnDocument.AFTER,
+                )
+            if found is not None:
+                return from_document(Session, found)
+        return await self.get_session(session_id)
 
     async def touch_session(self, session_id: str, alive_until: datetime) -> Session | None:
         fields = {"alive_until": stored_value(alive_until), "updated_at": stored_now()}

@@ -113,6 +113,8 @@ SESSIONS = Table(
         "idempotency_key",
         "notify_pending",
         "updated_at",
+        "provider",
+        "provider_session_id",
     ),
 )
 ENDPOINTS = Table("webhook_endpoints", WebhookEndpoint, "tenant_id", ("tenant_id",))

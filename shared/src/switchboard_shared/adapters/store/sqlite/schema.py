@@ -106,6 +106,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     idempotency_key TEXT,
     notify_pending INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
+    provider TEXT,
+    provider_session_id TEXT,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_by_tenant_started
@@ -120,6 +122,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS sessions_by_idempotency_key
 CREATE INDEX IF NOT EXISTS sessions_by_status_expiry ON sessions (status, expires_at);
 CREATE INDEX IF NOT EXISTS sessions_by_status_alive ON sessions (status, alive_until);
 CREATE INDEX IF NOT EXISTS sessions_by_notify_pending ON sessions (notify_pending, updated_at);
+-- A provider's session webhook names the session by the provider's id.
+CREATE INDEX IF NOT EXISTS sessions_by_provider_session
+    ON sessions (provider, provider_session_id) WHERE provider_session_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS used_join_tokens (
     token_id TEXT PRIMARY KEY,
     expires_at INTEGER NOT NULL
@@ -157,6 +162,7 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "batch_id": "TEXT",
     },
     "deliveries": {"next_attempt_at": "INTEGER"},
+    "sessions": {"provider": "TEXT", "provider_session_id": "TEXT"},
 }
 
 

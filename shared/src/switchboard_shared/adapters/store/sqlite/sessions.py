@@ -36,6 +36,7 @@ from switchboard_shared.domain.sessions import (
     SessionStatus,
     SessionUsage,
     TranscriptTurn,
+    merged_transcript,
 )
 from switchboard_shared.ports import ActiveSessionExists
 
@@ -147,6 +148,33 @@ class SqliteSessionStore(OnSqlite):
                 if session is None:
                     return None
                 changed = stored_document(session) | fields_for(session)
+                replace_row(conn, SESSIONS, changed)
+                return Session.model_validate(changed)
+
+        return await self._db.run(op)
+
+    async def find_session_by_provider_id(
+        self, provider: str, provider_session_id: str
+    ) -> Session | None:
+        where = "provider = ? AND provider_session_id = ?"
+        params = (provider, provider_session_id)
+        return await self._db.run(lambda c: select_one(c, SESSIONS, where, params))
+
+    async def fill_session_transcript(
+        self, session_id: str, reported: list[TranscriptTurn]
+    ) -> Session | None:
+        def op(conn: sqlite3.Connection) -> Session | None:
+            with immediate(conn):
+                session: Session | None = select_one(
+                    conn, SESSIONS, "session_id = ?", (session_id,)
+                )
+                if session is None or len(reported) <= len(session.transcript):
+                    return session
+                merged = merged_transcript(session.transcript, reported)
+                changed = stored_document(session) | {
+                    "transcript": stored_value(merged),
+                    "updated_at": stored_now(),
+                }
                 replace_row(conn, SESSIONS, changed)
                 return Session.model_validate(changed)
 
