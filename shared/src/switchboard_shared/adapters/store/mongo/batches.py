@@ -11,6 +11,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_shared.adapters.store.common.calls import batch_holder_keeps_key
+from switchboard_shared.adapters.store.common.paging import Position, read_batch_page
 from switchboard_shared.adapters.store.common.records import (
     as_stored,
     batch_call_documents,
@@ -24,7 +25,15 @@ from switchboard_shared.adapters.store.mongo.documents import (
     strip_id,
     to_document,
 )
-from switchboard_shared.domain.batches import Batch, BatchCall, BatchProgress, BatchState
+from switchboard_shared.adapters.store.mongo.queries import batch_list_queries, read_listing
+from switchboard_shared.domain.batches import (
+    Batch,
+    BatchCall,
+    BatchFilter,
+    BatchPage,
+    BatchProgress,
+    BatchState,
+)
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 
 _CHUNK = 1000
@@ -108,6 +117,27 @@ class MongoBatchStore(OnMongo):
                 return_document=ReturnDocument.AFTER,
             )
         return from_document(Batch, found)
+
+    async def mark_batch_started(self, batch_id: str, at: datetime) -> Batch | None:
+        with driver_errors():
+            found = await self._db.collection("batches").find_one_and_update(
+                {"_id": batch_id, "started_at": None},
+                {"$set": {"started_at": stored_value(at)}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return from_document(Batch, found)
+
+    async def list_batches(
+        self, tenant_id: str, filters: BatchFilter, limit: int, cursor: str | None
+    ) -> BatchPage:
+        now = utcnow()
+
+        async def fetch(after: Position | None, count: int) -> list[Batch]:
+            queries = batch_list_queries(tenant_id, filters, now, after, count)
+            found = await read_listing(self._db.collection("batches"), queries)
+            return [Batch.model_validate(d) for d in found]
+
+        return await read_batch_page(limit, cursor, fetch)
 
     async def batch_progress(self, batch_id: str) -> BatchProgress:
         pipeline: list[Mapping[str, Any]] = [

@@ -91,7 +91,16 @@ BATCHES = Table(
     "batches",
     Batch,
     "batch_id",
-    ("batch_id", "tenant_id", "created_at", "idempotency_key", "completed_at"),
+    (
+        "batch_id",
+        "tenant_id",
+        "created_at",
+        "idempotency_key",
+        "completed_at",
+        "state",
+        "started_at",
+        "first_due",
+    ),
 )
 BLOCKED_NUMBERS = Table(
     "blocked_numbers", BlockedNumber, "phone", ("tenant_id", "phone", "created_at")
