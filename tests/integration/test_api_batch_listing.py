@@ -18,8 +18,8 @@ from switchboard_shared.calls.batch_control import note_batch_dialed
 from switchboard_shared.domain.batches import BatchFilter, BatchStatus
 from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.runtime.operator import load_agents_file
-from tests.support.api_client import AGENTS_FILE, EXTRA_AGENTS, ApiHarness, running_api
 from tests.integration.test_store_contract import plan_stages
+from tests.support.api_client import AGENTS_FILE, EXTRA_AGENTS, ApiHarness, running_api
 from tests.support.stores import STORE_KINDS, StoreKind, open_store
 
 pytestmark = pytest.mark.timeout(120)

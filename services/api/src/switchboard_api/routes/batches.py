@@ -17,6 +17,7 @@ from switchboard_api.batch_requests import (
     build_batch,
     call_template,
     csv_batch,
+    json_query_values,
 )
 from switchboard_api.deps import (
     BusDep,
@@ -172,6 +173,23 @@ async def create_batch(
     name: Annotated[str | None, Query(description="CSV only.")] = None,
     scheduled_at: Annotated[str | None, Query(description="CSV only: ISO 8601.")] = None,
     max_concurrency: Annotated[int | None, Query(description="CSV only.")] = None,
+    calling_window: Annotated[
+        str | None,
+        Query(
+            description='CSV only: the JSON `calling_window` object, e.g. `{"start": "09:00", '
+            '"end": "20:00", "timezone": "auto"}` (URL-encoded).'
+        ),
+    ] = None,
+    retry: Annotated[
+        str | None,
+        Query(
+            description='CSV only: the JSON `retry` object, e.g. `{"on": ["no_answer"], '
+            '"max_attempts": 3, "delay_seconds": 1800}` (URL-encoded).'
+        ),
+    ] = None,
+    metadata: Annotated[
+        str | None, Query(description="CSV only: the JSON `metadata` object (URL-encoded).")
+    ] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> CreateBatchResponse:
     """Create up to 100,000 calls at once: JSON `{"agent", "calls": [{"phone",
@@ -187,6 +205,9 @@ async def create_batch(
                 "name": name,
                 "scheduled_at": scheduled_at,
                 "max_concurrency": max_concurrency,
+                **json_query_values(
+                    {"calling_window": calling_window, "retry": retry, "metadata": metadata}
+                ),
             }.items()
             if value is not None
         }

@@ -173,8 +173,6 @@ async def read_listing(
             wanted = query.limit - len(documents)
             if wanted <= 0:
                 break
-            cursor = collection.find(
-                query.filter, sort=query.sort, limit=wanted, hint=query.hint
-            )
+            cursor = collection.find(query.filter, sort=query.sort, limit=wanted, hint=query.hint)
             documents += [strip_id(d) async for d in cursor]
     return documents
