@@ -79,7 +79,8 @@ async def test_lists_newest_first_in_pages_and_only_the_tenants_own(api: ApiHarn
         1,
         "running",
     )
-    assert item["started_at"] is None and item["finished_at"] is None
+    assert item["started_at"] is None
+    assert item["finished_at"] is None
     assert "counts" not in item
 
 
@@ -143,7 +144,8 @@ async def test_filters_by_status_agent_and_creation_time(api: ApiHarness) -> Non
     newer = {b["batch_id"] for b in await listed(client, created_after=middle)}
     older = {b["batch_id"] for b in await listed(client, created_before=middle)}
     assert paused not in newer | older
-    assert {canceled, completed, other_agent} <= newer and {running, scheduled} <= older
+    assert {canceled, completed, other_agent} <= newer
+    assert {running, scheduled} <= older
 
     # A scheduled batch runs once its first call was dialed, even before it is due.
     await api.store.mark_batch_started(scheduled, utcnow())
@@ -165,7 +167,8 @@ async def test_started_at_is_set_once_by_the_first_dial(api: ApiHarness) -> None
     assert await api.store.mark_batch_started(batch_id, first - timedelta(days=1)) is None
 
     view = (await client.get(f"/v1/batches/{batch_id}")).json()
-    assert view["started_at"] is not None and view["finished_at"] is None
+    assert view["started_at"] is not None
+    assert view["finished_at"] is None
     (item,) = [b for b in await listed(client) if b["batch_id"] == batch_id]
     assert item["started_at"] == view["started_at"]
 
@@ -175,13 +178,15 @@ async def test_started_at_is_set_once_by_the_first_dial(api: ApiHarness) -> None
     # The dialer's hook: a dial later than the first leaves the time as it was.
     await note_batch_dialed(api.store, call.model_copy(update={"dialed_at": utcnow()}))
     batch = await api.store.get_batch(batch_id)
-    assert batch is not None and batch.started_at == won
+    assert batch is not None
+    assert batch.started_at == won
 
     done = utcnow()
     await api.store.mark_batch_completed(batch_id, done)
     view = (await client.get(f"/v1/batches/{batch_id}")).json()
     (item,) = [b for b in await listed(client) if b["batch_id"] == batch_id]
-    assert view["finished_at"] is not None and item["finished_at"] == view["finished_at"]
+    assert view["finished_at"] is not None
+    assert item["finished_at"] == view["finished_at"]
     assert item["status"] == "completed"
 
 

@@ -192,7 +192,8 @@ async def test_a_csv_batch_takes_window_retry_and_metadata_as_json_query_values(
         # Due inside the window: a Monday or Tuesday between 09:00 and 18:00 UTC.
         assert call.next_attempt_at is not None
         due = call.next_attempt_at
-        assert due.weekday() in (0, 1) and 9 <= due.hour < 18
+        assert due.weekday() in (0, 1)
+        assert 9 <= due.hour < 18
 
 
 BAD_OPTIONS: list[dict[str, Any]] = [

@@ -264,5 +264,6 @@ async def test_a_final_attempt_whose_completion_was_not_confirmed_is_relayed_who
     # receivers drop), so the customer still sees one per attempt.
     again = log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED)
     assert [e.id for e in again] == [first.id, first.id]
-    assert first.data["status"] == "no_answer" and len(first.data["attempts"]) == 1
+    assert first.data["status"] == "no_answer"
+    assert len(first.data["attempts"]) == 1
     assert not (await pending(store, call.call_id)).publish_pending

@@ -207,9 +207,11 @@ async def test_canceling_a_call_waiting_for_its_redial_adds_no_attempt_ended(
     bus, log = bus_and_log
     call = await new_call(store, retry=RETRY)
     waiting = await dial_and_end(store, bus, call, CallStatus.NO_ANSWER)
-    assert waiting is not None and waiting.status is CallStatus.SCHEDULED
+    assert waiting is not None
+    assert waiting.status is CallStatus.SCHEDULED
     canceled = await transition(store, bus, call.call_id, CallStatus.CANCELED)
-    assert canceled is not None and len(canceled.attempts) == 1
+    assert canceled is not None
+    assert len(canceled.attempts) == 1
     await log.wait_for(call.call_id, EventType.CALL_COMPLETED)
     # The one attempt made has its one `call.attempt_ended`; the redial never happened.
     [ended] = log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED)
