@@ -10,8 +10,8 @@ from switchboard_shared.adapters.store.common.calls import batch_holder_keeps_ke
 from switchboard_shared.adapters.store.common.paging import Position, read_batch_page, to_millis
 from switchboard_shared.adapters.store.common.records import (
     as_stored,
-    batch_call_documents,
     stored_document,
+    stored_value,
 )
 from switchboard_shared.adapters.store.sqlite.connection import OnSqlite, immediate
 from switchboard_shared.adapters.store.sqlite.rows import (
@@ -69,7 +69,11 @@ class SqliteBatchStore(OnSqlite):
         idempotency_ttl_seconds: float,
     ) -> tuple[Batch, bool]:
         stored = as_stored(batch)
-        rows = [CALLS.row(document) for document in batch_call_documents(template, calls)]
+        rows = list(
+            CALLS.rows_sharing(
+                stored_document(template), (stored_value(call.fields()) for call in calls)
+            )
+        )
 
         def op(conn: sqlite3.Connection) -> tuple[Batch, bool]:
             with immediate(conn):
