@@ -4,6 +4,7 @@ the dispatcher holding and canceling the batch's due calls."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,86 @@ async def test_a_csv_batch_takes_its_options_as_query_parameters(
     )
     assert no_phone.status_code == 422
     assert no_phone.json()["error"]["code"] == "invalid_batch"
+
+
+async def post_csv(client: httpx.AsyncClient, text: str, **params: Any) -> httpx.Response:
+    return await client.post(
+        "/v1/batches", content=text, headers={"Content-Type": "text/csv"}, params=params
+    )
+
+
+async def test_a_csv_batch_takes_window_retry_and_metadata_as_json_query_values(
+    api: ApiHarness, client: httpx.AsyncClient
+) -> None:
+    window = {"start": "09:00", "end": "18:00", "days": ["mon", "tue"], "timezone": "UTC"}
+    retry = {"on": ["no_answer"], "max_attempts": 4, "delay_seconds": 60}
+    response = await post_csv(
+        client,
+        "phone\n+996700000520\n+996700000521\n",
+        agent="altynai",
+        calling_window=json.dumps(window),
+        retry=json.dumps(retry),
+        metadata=json.dumps({"campaign": "csv"}),
+        max_concurrency="5",
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["batch_id"]
+    view = (await client.get(f"/v1/batches/{batch_id}")).json()
+    assert (view["metadata"], view["max_concurrency"]) == ({"campaign": "csv"}, 5)
+    for listed in await all_calls(client, batch_id):
+        call = await api.store.get_call(listed["call_id"])
+        assert call is not None
+        assert call.retry == retry
+        assert call.calling_window is not None
+        assert call.calling_window["days"] == ["mon", "tue"]
+        assert call.calling_window["start"].startswith("09:00")
+        # Due inside the window: a Monday or Tuesday between 09:00 and 18:00 UTC.
+        assert call.next_attempt_at is not None
+        due = call.next_attempt_at
+        assert due.weekday() in (0, 1)
+        assert 9 <= due.hour < 18
+
+
+BAD_OPTIONS: list[dict[str, Any]] = [
+    {"retry": {"max_attempts": 11}},
+    {"retry": {"delay_seconds": 59}},
+    {"retry": {"on": ["completed"]}},
+    {"retry": {"max_attempts": 2, "surprise": True}},
+    {"calling_window": {"start": "20:00", "end": "09:00"}},
+    {"calling_window": {"start": "09:00", "end": "18:00", "timezone": "Mars/Olympus"}},
+    {"calling_window": {"start": "09:00", "end": "18:00", "days": []}},
+    {"metadata": ["not", "an", "object"]},
+]
+
+
+@pytest.mark.parametrize("option", BAD_OPTIONS)
+async def test_csv_query_options_are_refused_as_the_json_body_refuses_them(
+    client: httpx.AsyncClient, option: dict[str, Any]
+) -> None:
+    phone = "+996700000530"
+    as_json = await create(client, {"agent": "altynai", "calls": [{"phone": phone}], **option})
+    as_csv = await post_csv(
+        client,
+        f"phone\n{phone}\n",
+        agent="altynai",
+        **{k: json.dumps(v) for k, v in option.items()},
+    )
+    assert as_json.status_code == as_csv.status_code, (as_json.text, as_csv.text)
+    assert as_json.status_code in (400, 422)
+    assert as_json.json()["error"]["code"] == as_csv.json()["error"]["code"]
+
+
+async def test_a_csv_query_option_that_is_not_json_is_a_validation_error(
+    client: httpx.AsyncClient,
+) -> None:
+    for name in ("calling_window", "retry", "metadata"):
+        response = await post_csv(
+            client, "phone\n+996700000540\n", agent="altynai", **{name: "{start: 9}"}
+        )
+        assert response.status_code == 422, name
+        error = response.json()["error"]
+        assert error["code"] == "validation_error"
+        assert name in error["message"]
 
 
 async def test_idempotency_key_replays_the_batch(client: httpx.AsyncClient) -> None:

@@ -177,14 +177,16 @@ async def test_status_callbacks_publish_events_in_sequence(
 
     await pipeline.events.wait_for(call.call_id, EventType.CALL_COMPLETED)
     events = pipeline.events.of(call.call_id)
+    # The one attempt's `call.attempt_ended` comes with the completion, same sequence.
     assert [e.type for e in events] == [
         EventType.CALL_DIALING,
         EventType.CALL_RINGING,
         EventType.CALL_IN_PROGRESS,
+        EventType.CALL_ATTEMPT_ENDED,
         EventType.CALL_COMPLETED,
     ]
-    assert [e.sequence for e in events] == [2, 3, 4, 5]
-    assert len({e.id for e in events}) == 4
+    assert [e.sequence for e in events] == [2, 3, 4, 5, 5]
+    assert len({e.id for e in events}) == 5
     in_progress = events[2]
     assert in_progress.data["started_at"] is not None
 
@@ -454,6 +456,9 @@ async def _dial_and_follow(pipeline: Pipeline, agent: str, statuses: list[str]) 
     [ended] = await pipeline.events.wait_for(call.call_id, EventType.CALL_COMPLETED)
     # Ordered by sequence, as a receiver would: two services publish these concurrently.
     events = sorted(pipeline.events.of(call.call_id), key=lambda e: e.sequence)
+    [attempt_ended] = [e for e in events if e.type is EventType.CALL_ATTEMPT_ENDED]
+    assert attempt_ended.sequence == ended.sequence
+    events = [e for e in events if e.type is not EventType.CALL_ATTEMPT_ENDED]
     assert [e.data["status"] for e in events] == ["queued", *statuses]
     assert [e.sequence for e in events] == list(range(1, 2 + len(statuses)))
     assert ended.data["transcript"].startswith("agent: Hello")

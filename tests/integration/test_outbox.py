@@ -231,3 +231,39 @@ async def test_the_relay_stops_at_the_first_unconfirmed_publish_and_loses_nothin
         [event] = await log.wait_for(call.call_id, EventType.CALL_REQUESTED)
         assert event.id == event_id(call.call_id, 1)
         assert not (await pending(store, call.call_id)).publish_pending
+
+
+class FailingOnCompletion(BreakableBus):
+    """Confirms every publish but `call.completed` while `down`: the final attempt's
+    `call.attempt_ended` went out, its completion did not."""
+
+    async def publish(self, event: Event, headers: Mapping[str, str] | None = None) -> None:
+        if self.down and event.type is EventType.CALL_COMPLETED:
+            raise PublishError("broker unreachable")
+        await self._inner.publish(event, headers)
+
+
+async def test_a_final_attempt_whose_completion_was_not_confirmed_is_relayed_whole(
+    store: Store, bus_and_log: tuple[BreakableBus, EventLog]
+) -> None:
+    _, log = bus_and_log
+    bus = FailingOnCompletion(bus_and_log[0]._inner)
+    call = await queued_call(store)
+    await dialing(store, bus, call.call_id)
+    bus.down = True
+    ended = await transition(store, bus, call.call_id, CallStatus.NO_ANSWER)
+    assert ended is not None
+    assert (await pending(store, call.call_id)).publish_pending
+    [first] = await log.wait_for(call.call_id, EventType.CALL_ATTEMPT_ENDED)
+
+    bus.down = False
+    assert await eventually(OutboxRelay(store, bus, min_age=0).run_once) == 1
+    [completed] = await log.wait_for(call.call_id, EventType.CALL_COMPLETED)
+    assert completed.id == event_id(call.call_id, ended.sequence)
+    # The relay sent the pair again: the attempt's event under the same id (a repeat
+    # receivers drop), so the customer still sees one per attempt.
+    again = log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED)
+    assert [e.id for e in again] == [first.id, first.id]
+    assert first.data["status"] == "no_answer"
+    assert len(first.data["attempts"]) == 1
+    assert not (await pending(store, call.call_id)).publish_pending

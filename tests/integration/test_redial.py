@@ -127,7 +127,18 @@ async def test_the_last_attempt_ends_the_call_with_one_completion(
     assert (final.next_attempt_at, final.notify_pending) == (None, True)
     [completed] = await log.wait_for(call.call_id, EventType.CALL_COMPLETED)
     assert len(completed.data["attempts"]) == 3
-    assert len(log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED)) == 2
+    # One `call.attempt_ended` per attempt, the final one included, just before the one
+    # `call.completed`.
+    ended = log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED)
+    assert [len(e.data["attempts"]) for e in ended] == [1, 2, 3]
+    assert [e.data["status"] for e in ended] == ["scheduled", "scheduled", "no_answer"]
+    assert len({e.id for e in ended}) == 3
+    assert ended[-1].sequence == completed.sequence
+    terminal = log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED, EventType.CALL_COMPLETED)
+    assert [e.type for e in terminal[-2:]] == [
+        EventType.CALL_ATTEMPT_ENDED,
+        EventType.CALL_COMPLETED,
+    ]
     assert len(log.of(call.call_id, EventType.CALL_REQUESTED)) == 2  # the redials
 
 
@@ -172,6 +183,39 @@ async def test_canceling_a_scheduled_call_records_no_attempt(
         None,
     )
     await log.wait_for(call.call_id, EventType.CALL_COMPLETED)
+    # Never dialed: no attempt, so no `call.attempt_ended`.
+    assert log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED) == []
+
+
+async def test_a_call_without_a_policy_has_one_attempt_ended_before_its_completion(
+    store: Store, bus_and_log: tuple[InProcessBus, EventLog]
+) -> None:
+    bus, log = bus_and_log
+    call = await new_call(store)
+    await dial_and_end(store, bus, call, CallStatus.BUSY)
+    await log.wait_for(call.call_id, EventType.CALL_COMPLETED)
+    ends = log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED, EventType.CALL_COMPLETED)
+    assert [(e.type, e.data["status"]) for e in ends] == [
+        (EventType.CALL_ATTEMPT_ENDED, "busy"),
+        (EventType.CALL_COMPLETED, "busy"),
+    ]
+
+
+async def test_canceling_a_call_waiting_for_its_redial_adds_no_attempt_ended(
+    store: Store, bus_and_log: tuple[InProcessBus, EventLog]
+) -> None:
+    bus, log = bus_and_log
+    call = await new_call(store, retry=RETRY)
+    waiting = await dial_and_end(store, bus, call, CallStatus.NO_ANSWER)
+    assert waiting is not None
+    assert waiting.status is CallStatus.SCHEDULED
+    canceled = await transition(store, bus, call.call_id, CallStatus.CANCELED)
+    assert canceled is not None
+    assert len(canceled.attempts) == 1
+    await log.wait_for(call.call_id, EventType.CALL_COMPLETED)
+    # The one attempt made has its one `call.attempt_ended`; the redial never happened.
+    [ended] = log.of(call.call_id, EventType.CALL_ATTEMPT_ENDED)
+    assert ended.data["status"] == "scheduled"
 
 
 async def test_a_late_callback_of_an_earlier_attempt_does_not_move_a_scheduled_call(

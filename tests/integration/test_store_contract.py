@@ -7,8 +7,10 @@ import base64
 import json
 import sqlite3
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -691,6 +693,24 @@ async def test_a_batch_idempotency_key_replays_without_new_calls(store: Store) -
     other, its_template, others = batch_with_calls(3, idempotency_key="k", request_fingerprint="g")
     with pytest.raises(IdempotencyConflict):
         await store.insert_batch(other, its_template, others, TTL)
+
+
+async def test_a_batch_whose_write_fails_midway_leaves_nothing(store: Store) -> None:
+    # A call of the third thousand repeats an existing call's id: its write fails after
+    # the batch and two thousand calls were written. All or nothing: none of it stays.
+    batch, template, rows = batch_with_calls(2500)
+    taken = await store.insert_call(new_call(), TTL)
+    rows[2100] = replace(rows[2100], call_id=taken[0].call_id)
+    with pytest.raises(StoreError):
+        await store.insert_batch(batch, template, rows, TTL)
+    assert await store.get_batch(batch.batch_id) is None
+    assert sum((await store.batch_progress(batch.batch_id)).counts.values()) == 0
+    assert await store.get_call(rows[0].call_id) is None
+    # The same batch can then be written whole.
+    rows[2100] = replace(rows[2100], call_id=str(uuid.uuid4()))
+    stored, created = await store.insert_batch(batch, template, rows, TTL)
+    assert created
+    assert sum((await store.batch_progress(stored.batch_id)).counts.values()) == 2500
 
 
 async def test_batch_state_is_compare_and_set(store: Store) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_api.call_requests import (
@@ -78,6 +80,32 @@ class CreateBatchRequest(BaseModel):
 class RowRules:
     allow_duplicates: bool = False
     skip_blocked: bool = False
+
+
+def json_query_values(values: dict[str, str | None]) -> dict[str, Any]:
+    """The CSV route's JSON-encoded query options decoded (None stays None), so they are
+    then validated as the JSON body's fields; raises RequestValidationError
+    (`422 validation_error`) for a value that is not JSON."""
+    decoded: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for name, raw in values.items():
+        if raw is None:
+            decoded[name] = None
+            continue
+        try:
+            decoded[name] = json.loads(raw)
+        except ValueError as exc:
+            errors.append(
+                {
+                    "type": "value_error",
+                    "loc": ("query", name),
+                    "msg": f"not a JSON value ({exc})",
+                    "input": clip(raw),
+                }
+            )
+    if errors:
+        raise RequestValidationError(errors)
+    return decoded
 
 
 def csv_batch(text: str, options: dict[str, Any]) -> CreateBatchRequest:

@@ -18,6 +18,7 @@ from switchboard_dialer.provider_health import Permit, ProviderHealth
 from switchboard_dialer.routing import trial_order
 from switchboard_dialer.stale_claims import CLAIM_MARGIN_SECONDS, QUEUED_ONLY, StaleClaims
 from switchboard_shared.calls.agent_defaults import spec_for_tenant
+from switchboard_shared.calls.batch_control import note_batch_dialed
 from switchboard_shared.calls.callback_signing import REFERENCE_PARAMETER, callback_reference
 from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.calls.outbox import transition
@@ -273,7 +274,7 @@ class CallDialer(StaleClaims):
             guard=CallGuard(dial_claim=claim),
         )
         if dialed is not None:
-            return
+            return await note_batch_dialed(self._store, dialed)
         # The call moved on while the provider dialed: canceled by the customer, or our
         # claim expired and another dialer placed it. Unless the provider handed us the
         # call that dialer recorded, this provider call must go.

@@ -15,6 +15,7 @@ import logging
 from datetime import datetime, timedelta
 
 from switchboard_shared.calls.agent_defaults import max_duration_of
+from switchboard_shared.calls.batch_control import note_batch_dialed
 from switchboard_shared.calls.outbox import event_for, transition
 from switchboard_shared.calls.provider_updates import changes_for, watchdog_deadline
 from switchboard_shared.domain.agents import Agent
@@ -124,7 +125,7 @@ class StaleClaims:
         if not status.is_terminal:
             deadline = self.watchdog_deadline(call, agent)
             changes = changes.plus(CallChanges(watchdog_deadline=deadline))
-        await transition(
+        found = await transition(
             self._store,
             self._bus,
             call.call_id,
@@ -132,6 +133,8 @@ class StaleClaims:
             changes,
             guard=CallGuard(dial_claim=call.dial_claim),
         )
+        if found is not None:
+            await note_batch_dialed(self._store, found)
 
     def watchdog_deadline(self, call: Call, agent: Agent) -> datetime:
         return watchdog_deadline(call, agent, self._settings.watchdog_grace_seconds)

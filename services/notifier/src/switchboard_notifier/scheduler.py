@@ -13,8 +13,9 @@ the messages.
   `failed`.
 - `NotifySweep` takes the ended calls still `notify_pending` some time after they ended
   (their event was lost, or dead-lettered) and handles each as if its `call.completed`
-  had arrived: `event_for(call)` rebuilds the same event, with the same id, so a
-  delivery that exists already is not made twice.
+  had arrived: `events_for(call)` rebuilds the same events (its final attempt's
+  `call.attempt_ended` and its `call.completed`), with the same ids, so a delivery that
+  exists already is not made twice.
 
 On SIGTERM each loop stops taking work and lets the attempts under way finish and be
 recorded (`drain`); an attempt cut short anyway (a kill) is made again when its lease
@@ -32,7 +33,7 @@ from functools import partial
 from typing import TypeVar
 
 from switchboard_notifier.handler import DeliveryStore, WebhookNotifier
-from switchboard_shared.calls.outbox import event_for
+from switchboard_shared.calls.outbox import events_for
 from switchboard_shared.domain.calls import TERMINAL_STATUSES, Call, utcnow
 from switchboard_shared.domain.sessions import Session
 from switchboard_shared.domain.webhooks import Delivery
@@ -164,7 +165,9 @@ class NotifySweep:
 
     async def _sweep(self, call: Call) -> bool:
         try:
-            await self._notifier.deliver(event_for(call))
+            # The final attempt's `call.attempt_ended` too: the same events, the same ids.
+            for event in events_for(call):
+                await self._notifier.deliver(event)
         except Exception:
             log.exception(
                 "could not deliver an ended call's event", extra={"call_id": call.call_id}

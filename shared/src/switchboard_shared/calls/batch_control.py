@@ -5,20 +5,37 @@ A pause is the batch's state; the dispatcher sets a due call of a paused batch a
 redial scheduled after the pause is held too. Resume puts every held due time back.
 Cancel ends every call of the batch not yet dialed (`scheduled` or `queued`) as
 `canceled`; live calls finish. Each works through the store in rounds, so any number of
-calls is handled without holding them all.
+calls is handled without holding them all. A batch's `started_at` is set by the first
+dial of any of its calls.
 """
 
 from __future__ import annotations
 
+import logging
+
 from switchboard_shared.calls.outbox import transition
 from switchboard_shared.domain.call_changes import CallChanges, CallGuard
-from switchboard_shared.domain.calls import Call, CallStatus
+from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 from switchboard_shared.domain.ended_reasons import EndedReason
-from switchboard_shared.ports import Bus, CallStore
+from switchboard_shared.ports import BatchStore, Bus, CallStore, StoreError
+
+log = logging.getLogger(__name__)
 
 _SCHEDULED = frozenset({CallStatus.SCHEDULED})
 _NOT_DIALED = frozenset({CallStatus.SCHEDULED, CallStatus.QUEUED})
 _ROUND = 500
+
+
+async def note_batch_dialed(store: BatchStore, call: Call) -> None:
+    """Record that `call` (just dialed) started its batch, unless one dialed before it
+    did (compare-and-set: the first dial's time stays). A store error is logged, not
+    raised: the dial is recorded already, and the time is informational."""
+    if call.batch_id is None:
+        return
+    try:
+        await store.mark_batch_started(call.batch_id, call.dialed_at or utcnow())
+    except StoreError as exc:
+        log.warning("batch start not recorded: %s", exc, extra={"call_id": call.call_id})
 
 
 async def hold(store: CallStore, call: Call) -> bool:

@@ -36,6 +36,29 @@ def event_id(call_id: str, sequence: int) -> str:
     return f"evt_{call_id.replace('-', '')}_{sequence}"
 
 
+def final_attempt_event_id(call_id: str, sequence: int) -> str:
+    """The id of the final attempt's `call.attempt_ended`, published with (and derived
+    from the same sequence as) the call's `call.completed`."""
+    return f"{event_id(call_id, sequence)}_attempt"
+
+
+def events_for(call: Call) -> list[Event]:
+    """The events announcing the call's current state, in publishing order: its event
+    (`event_for`), preceded, when that is the `call.completed` of a call whose final
+    attempt was made, by that attempt's `call.attempt_ended`, so every attempt has one."""
+    event = event_for(call)
+    final_attempt_recorded = len(call.attempts) == call.attempt and call.attempts
+    if event.type is not EventType.CALL_COMPLETED or not final_attempt_recorded:
+        return [event]
+    attempt_ended = event.model_copy(
+        update={
+            "id": final_attempt_event_id(call.call_id, call.sequence),
+            "type": EventType.CALL_ATTEMPT_ENDED,
+        }
+    )
+    return [attempt_ended, event]
+
+
 def event_for(call: Call) -> Event:
     """The event announcing the call's current state (its latest sequence)."""
     event_type = (
@@ -55,22 +78,23 @@ def event_for(call: Call) -> Event:
 
 
 async def publish_call_event(store: CallStore, bus: Bus, call: Call) -> bool:
-    """Publish the event for `call.sequence` and clear its pending flag.
+    """Publish the events for `call.sequence` (`events_for`) and clear its pending flag.
 
-    Returns False when the broker did not confirm: the event stays pending for the relay.
+    Returns False when the broker did not confirm one: the sequence stays pending for the
+    relay, which publishes them all again (the same ids: receivers drop the repeat).
     """
-    event = event_for(call)
-    try:
-        await bus.publish(event)
-    except PublishError as exc:
-        PUBLISH_FAILURES.labels(event.type).inc()
-        log.warning(
-            "event left in the outbox: %s",
-            exc,
-            extra={"call_id": call.call_id, "event": event.type},
-        )
-        return False
-    MESSAGES_PUBLISHED.labels(event.type).inc()
+    for event in events_for(call):
+        try:
+            await bus.publish(event)
+        except PublishError as exc:
+            PUBLISH_FAILURES.labels(event.type).inc()
+            log.warning(
+                "event left in the outbox: %s",
+                exc,
+                extra={"call_id": call.call_id, "event": event.type},
+            )
+            return False
+        MESSAGES_PUBLISHED.labels(event.type).inc()
     await store.mark_published(call.call_id, call.sequence)
     return True
 

@@ -58,6 +58,8 @@ class Batch(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Set once, by the first dial of any of its calls (compare-and-set: first wins).
+    started_at: datetime | None = None
     # Set once every call is terminal, when its `batch.completed` was published.
     completed_at: datetime | None = None
     idempotency_key: str | None = None
@@ -121,6 +123,73 @@ def batch_status(batch: Batch, progress: BatchProgress) -> BatchStatus:
     return BatchStatus.SCHEDULED if waiting and not progress.any_dialed else BatchStatus.RUNNING
 
 
+def recorded_status(batch: Batch, now: datetime) -> BatchStatus:
+    """The public status read from the batch record alone (no call counted): what the
+    listing shows and filters on. It follows `batch_status` except in the seconds between
+    the last call ending and `batch.completed` being sent (still the earlier status)."""
+    if batch.completed_at is not None:
+        return BatchStatus.COMPLETED
+    if batch.state is BatchState.CANCELED:
+        return BatchStatus.CANCELED
+    if batch.state is BatchState.PAUSED:
+        return BatchStatus.PAUSED
+    waiting = batch.first_due is not None and batch.first_due > now
+    return BatchStatus.SCHEDULED if waiting and batch.started_at is None else BatchStatus.RUNNING
+
+
+class BatchFilter(BaseModel):
+    """Filters of `GET /v1/batches`; all optional, combined with AND."""
+
+    status: BatchStatus | None = None
+    agent: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class BatchPage(BaseModel):
+    batches: list[Batch]
+    next_cursor: str | None
+
+
+class BatchSummary(BaseModel):
+    """One batch of `GET /v1/batches`: the batch without its call counts (read those
+    with `GET /v1/batches/{id}`)."""
+
+    batch_id: str
+    status: BatchStatus
+    name: str | None = None
+    agent: str
+    total: int = Field(description="Calls created.")
+    skipped_blocked: int = Field(description="Rows skipped as blocked numbers.")
+    scheduled_at: datetime | None = None
+    max_concurrency: int | None = None
+    created_at: datetime
+    started_at: datetime | None = Field(
+        default=None, description="When the first call of the batch was dialed."
+    )
+    finished_at: datetime | None = Field(
+        default=None, description="When every call of the batch was terminal."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, batch: Batch, now: datetime) -> BatchSummary:
+        return cls(
+            batch_id=batch.batch_id,
+            status=recorded_status(batch, now),
+            name=batch.name,
+            agent=batch.agent,
+            total=batch.total,
+            skipped_blocked=batch.skipped_blocked,
+            scheduled_at=batch.scheduled_at,
+            max_concurrency=batch.max_concurrency,
+            created_at=batch.created_at,
+            started_at=batch.started_at,
+            finished_at=batch.completed_at,
+            metadata=batch.metadata,
+        )
+
+
 class BatchView(BaseModel):
     """`GET /v1/batches/{id}`."""
 
@@ -148,6 +217,7 @@ class BatchView(BaseModel):
                     },
                     "attempts": 1,
                     "created_at": "2026-01-15T09:30:00Z",
+                    "started_at": "2026-01-15T09:30:01Z",
                     "metadata": {"campaign": "march"},
                 }
             ]
@@ -165,6 +235,9 @@ class BatchView(BaseModel):
     scheduled_at: datetime | None = None
     max_concurrency: int | None = None
     created_at: datetime
+    started_at: datetime | None = Field(
+        default=None, description="When the first call of the batch was dialed."
+    )
     finished_at: datetime | None = Field(
         default=None, description="When every call of the batch was terminal."
     )
@@ -184,6 +257,7 @@ class BatchView(BaseModel):
             scheduled_at=batch.scheduled_at,
             max_concurrency=batch.max_concurrency,
             created_at=batch.created_at,
+            started_at=batch.started_at,
             finished_at=batch.completed_at,
             metadata=batch.metadata,
         )

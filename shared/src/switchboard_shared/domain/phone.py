@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -23,6 +24,14 @@ def normalize_e164(raw: str) -> str:
     """
     if not isinstance(raw, str) or not _E164_SHAPE.fullmatch(raw):
         raise InvalidPhoneNumber("phone must be in E.164 format: '+' followed by 2 to 15 digits")
+    return _checked_e164(raw)
+
+
+# Numbers checked recently: the same lists are posted again (daily reminders, a batch
+# retried), and parsing is most of a batch row's check. Bounded (about 15 MB when full);
+# an invalid number raises, and errors are not cached.
+@lru_cache(maxsize=100_000)
+def _checked_e164(raw: str) -> str:
     try:
         parsed = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException as exc:

@@ -9,7 +9,14 @@ from datetime import datetime
 from typing import Protocol
 
 from switchboard_shared.domain.agents import Agent
-from switchboard_shared.domain.batches import Batch, BatchCall, BatchProgress, BatchState
+from switchboard_shared.domain.batches import (
+    Batch,
+    BatchCall,
+    BatchFilter,
+    BatchPage,
+    BatchProgress,
+    BatchState,
+)
 from switchboard_shared.domain.blocked_numbers import BlockedNumber, BlockedNumberPage
 from switchboard_shared.domain.breakers import ProviderBreaker
 from switchboard_shared.domain.call_changes import CallChanges, CallGuard
@@ -278,6 +285,15 @@ class BatchStore(Protocol):
 
     async def mark_batch_completed(self, batch_id: str, at: datetime) -> Batch | None:
         """Set `completed_at` unless set already; None then."""
+
+    async def mark_batch_started(self, batch_id: str, at: datetime) -> Batch | None:
+        """Set `started_at` unless set already (the first writer wins); None then."""
+
+    async def list_batches(
+        self, tenant_id: str, filters: BatchFilter, limit: int, cursor: str | None
+    ) -> BatchPage:
+        """The tenant's batches, newest first, paged like `list_calls`; `filters.status`
+        is the batch's `recorded_status`."""
 
 
 class Store(

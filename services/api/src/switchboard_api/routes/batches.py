@@ -4,11 +4,12 @@ progress, paused, resumed and canceled."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard_api.batch_requests import (
     CreateBatchRequest,
@@ -16,13 +17,22 @@ from switchboard_api.batch_requests import (
     build_batch,
     call_template,
     csv_batch,
+    json_query_values,
 )
-from switchboard_api.deps import BusDep, SettingsDep, StoreDep, TenantDep
+from switchboard_api.deps import (
+    BusDep,
+    PageCursor,
+    PageLimit,
+    SettingsDep,
+    StoreDep,
+    TenantDep,
+)
 from switchboard_api.error_codes import (
     BATCH_NOT_FOUND,
     BATCH_NOT_PAUSABLE,
     IDEMPOTENCY_KEY_REUSED,
     INVALID_BATCH,
+    INVALID_CURSOR,
     PAYLOAD_TOO_LARGE,
     TENANT_ROUTE,
     UNKNOWN_AGENT,
@@ -30,7 +40,15 @@ from switchboard_api.error_codes import (
 )
 from switchboard_api.json_body import JsonApiRoute
 from switchboard_shared.calls.batch_control import cancel_not_dialed, release_held
-from switchboard_shared.domain.batches import Batch, BatchState, BatchStatus, BatchView
+from switchboard_shared.domain.batches import (
+    Batch,
+    BatchFilter,
+    BatchState,
+    BatchStatus,
+    BatchSummary,
+    BatchView,
+)
+from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.domain.errors import Conflict, NotFound
 from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.http.errors import ApiError, clip, error_responses_doc
@@ -63,6 +81,36 @@ class CreateBatchResponse(BaseModel):
     status: BatchStatus
     total: int
     skipped_blocked: int = 0
+
+
+class BatchList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        {
+                            "batch_id": "0b7e3c1a-2f4d-4e5a-9b6c-7d8e9f0a1b2c",
+                            "status": "running",
+                            "name": "March reminders",
+                            "agent": "altynai",
+                            "total": 2000,
+                            "skipped_blocked": 0,
+                            "created_at": "2026-01-15T09:30:00Z",
+                            "started_at": "2026-01-15T09:30:01Z",
+                            "metadata": {},
+                        }
+                    ],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
+
+    data: list[BatchSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
 
 
 async def tenant_batch(store: Store, tenant: Tenant, batch_id: str) -> Batch:
@@ -125,6 +173,23 @@ async def create_batch(
     name: Annotated[str | None, Query(description="CSV only.")] = None,
     scheduled_at: Annotated[str | None, Query(description="CSV only: ISO 8601.")] = None,
     max_concurrency: Annotated[int | None, Query(description="CSV only.")] = None,
+    calling_window: Annotated[
+        str | None,
+        Query(
+            description='CSV only: the JSON `calling_window` object, e.g. `{"start": "09:00", '
+            '"end": "20:00", "timezone": "auto"}` (URL-encoded).'
+        ),
+    ] = None,
+    retry: Annotated[
+        str | None,
+        Query(
+            description='CSV only: the JSON `retry` object, e.g. `{"on": ["no_answer"], '
+            '"max_attempts": 3, "delay_seconds": 1800}` (URL-encoded).'
+        ),
+    ] = None,
+    metadata: Annotated[
+        str | None, Query(description="CSV only: the JSON `metadata` object (URL-encoded).")
+    ] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> CreateBatchResponse:
     """Create up to 100,000 calls at once: JSON `{"agent", "calls": [{"phone",
@@ -140,6 +205,9 @@ async def create_batch(
                 "name": name,
                 "scheduled_at": scheduled_at,
                 "max_concurrency": max_concurrency,
+                **json_query_values(
+                    {"calling_window": calling_window, "retry": retry, "metadata": metadata}
+                ),
             }.items()
             if value is not None
         }
@@ -173,6 +241,44 @@ async def create_batch(
         status=initial,
         total=stored.total,
         skipped_blocked=stored.skipped_blocked,
+    )
+
+
+@router.get(
+    "",
+    response_model=BatchList,
+    summary="List batches",
+    responses=error_responses_doc(*TENANT_ROUTE, INVALID_CURSOR, VALIDATION_ERROR),
+)
+async def list_batches(
+    tenant: TenantDep,
+    store: StoreDep,
+    limit: PageLimit = 20,
+    cursor: PageCursor = None,
+    status: Annotated[
+        BatchStatus | None,
+        Query(description="Only batches in this status (as the listing shows it)."),
+    ] = None,
+    agent: Annotated[str | None, Query(description="Only batches of this agent.")] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="ISO 8601; batches created strictly after.")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="ISO 8601; batches created strictly before.")
+    ] = None,
+) -> BatchList:
+    """The tenant's batches, newest first, with cursor pagination (as `GET /v1/calls`).
+
+    Each item is the batch without its call counts (`GET /v1/batches/{id}` has them);
+    its `status` is read from the batch's record, so a batch whose last call just ended
+    is listed `completed` once its `batch.completed` was sent (within seconds)."""
+    filters = BatchFilter(
+        status=status, agent=agent, created_after=created_after, created_before=created_before
+    )
+    page = await store.list_batches(tenant.tenant_id, filters, limit, cursor)
+    now = utcnow()
+    return BatchList(
+        data=[BatchSummary.of(b, now) for b in page.batches], next_cursor=page.next_cursor
     )
 
 

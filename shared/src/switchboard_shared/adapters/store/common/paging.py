@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
+from switchboard_shared.domain.batches import Batch, BatchPage
 from switchboard_shared.domain.blocked_numbers import BlockedNumber, BlockedNumberPage
 from switchboard_shared.domain.calls import Call, CallPage
 from switchboard_shared.domain.webhooks import Delivery, DeliveryPage
 from switchboard_shared.ports import InvalidCursor
 
-Listing = Literal["calls", "deliveries", "blocked_numbers"]
+Listing = Literal["calls", "deliveries", "blocked_numbers", "batches"]
 T = TypeVar("T")
 
-_TAGS: dict[str, str] = {"calls": "c", "deliveries": "d", "blocked_numbers": "b"}
+_TAGS: dict[str, str] = {"calls": "c", "deliveries": "d", "blocked_numbers": "b", "batches": "B"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Anything longer is not a cursor we issued; refuse before decoding it.
 _MAX_CURSOR_CHARS = 512
@@ -145,3 +146,11 @@ async def read_blocked_number_page(
         "blocked_numbers", limit, cursor, fetch, lambda b: Position(b.created_at, b.phone)
     )
     return BlockedNumberPage(numbers=numbers, next_cursor=next_cursor)
+
+
+async def read_batch_page(limit: int, cursor: str | None, fetch: Fetch[Batch]) -> BatchPage:
+    """As `read_call_page`, for `list_batches`."""
+    batches, next_cursor = await _read_page(
+        "batches", limit, cursor, fetch, lambda b: Position(b.created_at, b.batch_id)
+    )
+    return BatchPage(batches=batches, next_cursor=next_cursor)

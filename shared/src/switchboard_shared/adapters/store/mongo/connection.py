@@ -62,6 +62,13 @@ class MongoDatabase:
             raise StoreError("the MongoDB store is not started")
         return self._db
 
+    @property
+    def client(self) -> AsyncMongoClient[Document]:
+        """The started client (for sessions and transactions); StoreError before."""
+        if self._client is None:
+            raise StoreError("the MongoDB store is not started")
+        return self._client
+
     def collection(self, name: str) -> AsyncCollection[Document]:
         """Collection `name`; StoreError when the store is not started."""
         return self._database[name]

@@ -9,7 +9,7 @@ ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from switchboard_shared.adapters.store.common.paging import Position
 from switchboard_shared.adapters.store.common.records import stored_value
 from switchboard_shared.adapters.store.mongo.documents import Document, driver_errors, strip_id
 from switchboard_shared.adapters.store.mongo.schema import NEWEST_FIRST
+from switchboard_shared.domain.batches import BatchFilter, BatchState, BatchStatus
 from switchboard_shared.domain.calls import CallFilter
 from switchboard_shared.domain.webhooks import DeliveryFilter, DeliveryStatus
 
@@ -31,6 +32,9 @@ class ListingQuery:
     filter: Document
     sort: list[tuple[str, int]]
     limit: int
+    # The index to use, where a planner might scan the collection for a filter on
+    # fields outside the index (the batch status filter).
+    hint: str | None = None
 
 
 def listing_queries(
@@ -91,6 +95,46 @@ def call_list_queries(
     )
 
 
+def batch_status_filter(status: BatchStatus, now: datetime) -> Document:
+    """The batches whose `recorded_status` at `now` is `status`."""
+    if status is BatchStatus.COMPLETED:
+        return {"completed_at": {"$ne": None}}
+    if status in (BatchStatus.CANCELED, BatchStatus.PAUSED):
+        state = BatchState.CANCELED if status is BatchStatus.CANCELED else BatchState.PAUSED
+        return {"completed_at": None, "state": state.value}
+    active: Document = {"completed_at": None, "state": BatchState.ACTIVE.value}
+    moment = stored_value(now)
+    if status is BatchStatus.SCHEDULED:
+        return {**active, "started_at": None, "first_due": {"$gt": moment}}
+    started: list[Document] = [
+        {"started_at": {"$ne": None}},
+        {"first_due": None},
+        {"first_due": {"$lte": moment}},
+    ]
+    return {**active, "$or": started}
+
+
+def batch_list_queries(
+    tenant_id: str, filters: BatchFilter, now: datetime, after: Position | None, limit: int
+) -> list[ListingQuery]:
+    """The finds `MongoStore.list_batches` issues for one page (served by
+    `batches_by_tenant_created`)."""
+    equal: Document = {"tenant_id": tenant_id}
+    if filters.status is not None:
+        equal.update(batch_status_filter(filters.status, now))
+    if filters.agent is not None:
+        equal["agent"] = filters.agent
+    queries = listing_queries(
+        equal,
+        "batch_id",
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        after=after,
+        limit=limit,
+    )
+    return [replace(query, hint="batches_by_tenant_created") for query in queries]
+
+
 def delivery_list_queries(
     tenant_id: str, filters: DeliveryFilter, after: Position | None, limit: int
 ) -> list[ListingQuery]:
@@ -129,6 +173,6 @@ async def read_listing(
             wanted = query.limit - len(documents)
             if wanted <= 0:
                 break
-            cursor = collection.find(query.filter, sort=query.sort, limit=wanted)
+            cursor = collection.find(query.filter, sort=query.sort, limit=wanted, hint=query.hint)
             documents += [strip_id(d) async for d in cursor]
     return documents

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from typing import Any
 
 from switchboard_shared.adapters.store.common.calls import batch_holder_keeps_key
+from switchboard_shared.adapters.store.common.paging import Position, read_batch_page, to_millis
 from switchboard_shared.adapters.store.common.records import (
     as_stored,
-    batch_call_documents,
     stored_document,
+    stored_value,
 )
 from switchboard_shared.adapters.store.sqlite.connection import OnSqlite, immediate
 from switchboard_shared.adapters.store.sqlite.rows import (
@@ -20,7 +22,15 @@ from switchboard_shared.adapters.store.sqlite.rows import (
     select_all,
     select_one,
 )
-from switchboard_shared.domain.batches import Batch, BatchCall, BatchProgress, BatchState
+from switchboard_shared.domain.batches import (
+    Batch,
+    BatchCall,
+    BatchFilter,
+    BatchPage,
+    BatchProgress,
+    BatchState,
+    BatchStatus,
+)
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 
 _OPEN = sorted(s.value for s in CallStatus if not s.is_terminal)
@@ -28,6 +38,24 @@ _PROGRESS = (
     "SELECT status, COUNT(*), COALESCE(SUM(json_array_length(doc, '$.attempts')), 0) "
     "FROM calls WHERE batch_id = ? GROUP BY status"
 )
+
+
+def _status_clause(status: BatchStatus, now: datetime) -> tuple[str, list[Any]]:
+    """The WHERE clause of the batches whose `recorded_status` at `now` is `status`."""
+    if status is BatchStatus.COMPLETED:
+        return "completed_at IS NOT NULL", []
+    if status in (BatchStatus.CANCELED, BatchStatus.PAUSED):
+        state = BatchState.CANCELED if status is BatchStatus.CANCELED else BatchState.PAUSED
+        return "completed_at IS NULL AND state = ?", [state.value]
+    clause = (
+        "started_at IS NULL AND first_due > ?"
+        if status is BatchStatus.SCHEDULED
+        else "(started_at IS NOT NULL OR first_due IS NULL OR first_due <= ?)"
+    )
+    return f"completed_at IS NULL AND state = ? AND {clause}", [
+        BatchState.ACTIVE.value,
+        to_millis(now),
+    ]
 
 
 class SqliteBatchStore(OnSqlite):
@@ -41,7 +69,11 @@ class SqliteBatchStore(OnSqlite):
         idempotency_ttl_seconds: float,
     ) -> tuple[Batch, bool]:
         stored = as_stored(batch)
-        rows = [CALLS.row(document) for document in batch_call_documents(template, calls)]
+        rows = list(
+            CALLS.rows_sharing(
+                stored_document(template), (stored_value(call.fields()) for call in calls)
+            )
+        )
 
         def op(conn: sqlite3.Connection) -> tuple[Batch, bool]:
             with immediate(conn):
@@ -117,6 +149,56 @@ class SqliteBatchStore(OnSqlite):
                 return done
 
         return await self._db.run(op)
+
+    async def mark_batch_started(self, batch_id: str, at: datetime) -> Batch | None:
+        def op(conn: sqlite3.Connection) -> Batch | None:
+            # Read first: every dial of the batch asks, only the first one writes.
+            probe = "SELECT 1 FROM batches WHERE batch_id = ? AND started_at IS NULL"
+            if conn.execute(probe, (batch_id,)).fetchone() is None:
+                return None
+            with immediate(conn):
+                current: Batch | None = select_one(
+                    conn, BATCHES, "batch_id = ? AND started_at IS NULL", (batch_id,)
+                )
+                if current is None:
+                    return None
+                started = as_stored(current.model_copy(update={"started_at": at}))
+                replace_row(conn, BATCHES, stored_document(started))
+                return started
+
+        return await self._db.run(op)
+
+    async def list_batches(
+        self, tenant_id: str, filters: BatchFilter, limit: int, cursor: str | None
+    ) -> BatchPage:
+        where: list[str] = ["tenant_id = ?"]
+        params: list[Any] = [tenant_id]
+        if filters.status is not None:
+            clause, values = _status_clause(filters.status, utcnow())
+            where.append(clause)
+            params += values
+        if filters.agent is not None:
+            where.append("json_extract(doc, '$.agent') = ?")
+            params.append(filters.agent)
+        if filters.created_after is not None:
+            where.append("created_at > ?")
+            params.append(to_millis(filters.created_after))
+        if filters.created_before is not None:
+            where.append("created_at < ?")
+            params.append(to_millis(filters.created_before))
+
+        async def fetch(after: Position | None, count: int) -> list[Batch]:
+            clauses, values = list(where), list(params)
+            if after is not None:
+                clauses.append("(created_at, batch_id) < (?, ?)")
+                values += [to_millis(after.created_at), after.id]
+            sql = (
+                f"SELECT doc FROM batches WHERE {' AND '.join(clauses)} "  # noqa: S608
+                "ORDER BY created_at DESC, batch_id DESC LIMIT ?"
+            )
+            return await self._db.run(lambda c: select_all(c, Batch, sql, [*values, count]))
+
+        return await read_batch_page(limit, cursor, fetch)
 
     async def batch_progress(self, batch_id: str) -> BatchProgress:
         groups = await self._db.run(lambda c: c.execute(_PROGRESS, (batch_id,)).fetchall())

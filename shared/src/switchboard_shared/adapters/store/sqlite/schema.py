@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS batches (
     created_at INTEGER NOT NULL,
     idempotency_key TEXT,
     completed_at INTEGER,
+    state TEXT,
+    started_at INTEGER,
+    first_due INTEGER,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS batches_open ON batches (created_at) WHERE completed_at IS NULL;
@@ -81,6 +84,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS batches_by_idempotency_key
     ON batches (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS batches_by_tenant_created
     ON batches (tenant_id, created_at DESC, batch_id DESC);
+UPDATE batches SET state = json_extract(doc, '$.state') WHERE state IS NULL;
 CREATE TABLE IF NOT EXISTS blocked_numbers (
     tenant_id TEXT NOT NULL,
     phone TEXT NOT NULL,
@@ -163,6 +167,8 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     },
     "deliveries": {"next_attempt_at": "INTEGER"},
     "sessions": {"provider": "TEXT", "provider_session_id": "TEXT"},
+    # The listing filters on them; rows of older files get them back from `doc`.
+    "batches": {"state": "TEXT", "started_at": "INTEGER", "first_due": "INTEGER"},
 }
 
 
