@@ -164,6 +164,8 @@ class SqliteCallStore(OnSqlite):
         due_before: datetime | None = None,
         batch_id: str | None = None,
         held: bool | None = None,
+        waiting_lane: str | None = None,
+        waiting_before: datetime | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -194,8 +196,20 @@ class SqliteCallStore(OnSqlite):
         if held is not None:
             null = "IS NOT NULL" if held else "IS NULL"
             where.append(f"json_extract(doc, '$.held_next_attempt_at') {null}")
-        # Due calls come soonest due first, so (status, next_attempt_at) serves the order too.
-        order = "next_attempt_at, call_id" if due_before is not None else "updated_at, call_id"
+        if waiting_lane is not None:
+            where.append("waiting_lane = ?")
+            params.append(waiting_lane)
+        if waiting_before is not None:
+            where.append("waiting_since < ?")
+            params.append(to_millis(waiting_before))
+        # Due calls come soonest due first, so (status, next_attempt_at) serves the order
+        # too; waiting calls oldest waiting first, served by the waiting indexes.
+        if waiting_lane is not None or waiting_before is not None:
+            order = "waiting_since, call_id"
+        elif due_before is not None:
+            order = "next_attempt_at, call_id"
+        else:
+            order = "updated_at, call_id"
         sql = (
             f"SELECT doc FROM calls WHERE {' AND '.join(where) or '1'} "  # noqa: S608
             f"ORDER BY {order} LIMIT ?"
