@@ -14,6 +14,8 @@ from switchboard_shared.domain.calls import utcnow
 API_KEY_PREFIX = "sk_"
 # The calls a tenant may have dialing or live at once, unless set otherwise.
 DEFAULT_MAX_CONCURRENT_CALLS = 10
+# The most an operator may set: beyond it a limit protects nothing on one deployment.
+MAX_CONCURRENT_CALLS_LIMIT = 10_000
 
 
 class Tenant(BaseModel):

@@ -158,6 +158,7 @@ class CallStore(Protocol):
         held: bool | None = None,
         waiting_lane: str | None = None,
         waiting_before: datetime | None = None,
+        waiting: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         """Calls of any tenant matching every given criterion, oldest `updated_at` first:
@@ -172,7 +173,14 @@ class CallStore(Protocol):
         Calls waiting for a slot: `waiting_lane` (the calls waiting in that lane) and
         `waiting_before` (calls of any lane whose `waiting_since` is before it); with
         either, oldest waiting first (`waiting_since` ascending), one index scan. Calls
-        not waiting (no `waiting_lane` / `waiting_since`) never match them."""
+        not waiting (no `waiting_lane` / `waiting_since`) never match them. `waiting`
+        True or False: only calls that wait in some lane, or only calls that do not
+        (the reconciler leaves waiting calls alone)."""
+
+    async def next_waiting_lane(self, after: str | None = None) -> str | None:
+        """The first lane, in name order after `after` (None: from the start), in which
+        some call waits for a slot; None when there is no further one. One index probe
+        per lane: walking every lane costs the lanes, not the calls waiting in them."""
 
     async def usage(self, tenant_id: str) -> Usage: ...
 
@@ -286,6 +294,10 @@ class SlotStore(Protocol):
 
     async def find_slots(self, *, taken_before: datetime, limit: int = 100) -> list[Slot]:
         """Slots of any scope taken before `taken_before`, oldest first (the lease sweep)."""
+
+    async def renew_slot(self, scope: str, holder: str, at: datetime) -> bool:
+        """Set the `taken_at` of `holder`'s slot of `scope` to `at` (the sweep looked and
+        the holder still needs it); True when one was held."""
 
 
 class BatchStore(Protocol):

@@ -175,6 +175,7 @@ class MongoCallStore(OnMongo):
         held: bool | None = None,
         waiting_lane: str | None = None,
         waiting_before: datetime | None = None,
+        waiting: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -199,15 +200,30 @@ class MongoCallStore(OnMongo):
             query["batch_id"] = batch_id
         if held is not None:
             query["held_next_attempt_at"] = {"$ne": None} if held else None
-        waiting = waiting_calls_query(waiting_lane, waiting_before)
+        if waiting is not None:
+            query["waiting_lane"] = {"$type": "string"} if waiting else None
+        waiting_query = waiting_calls_query(waiting_lane, waiting_before)
         sort = call_sweep_order(due=due_before is not None)
         hint: str | None = None
-        if waiting is not None:
-            query.update(waiting.filter)
-            sort, hint = waiting.sort, waiting.hint
+        if waiting_query is not None:
+            query.update(waiting_query.filter)
+            sort, hint = waiting_query.sort, waiting_query.hint
         with driver_errors():
             cursor = self._db.collection("calls").find(query, sort=sort, limit=limit, hint=hint)
             return [Call.model_validate(strip_id(d)) async for d in cursor]
+
+    async def next_waiting_lane(self, after: str | None = None) -> str | None:
+        lanes: Document = {"$type": "string"}
+        if after is not None:
+            lanes["$gt"] = after
+        with driver_errors():
+            found = await self._db.collection("calls").find_one(
+                {"waiting_lane": lanes},
+                projection={"waiting_lane": 1},
+                sort=[("waiting_lane", ASCENDING)],
+                hint="calls_by_waiting_lane",
+            )
+        return str(found["waiting_lane"]) if found is not None else None
 
     async def usage(self, tenant_id: str) -> Usage:
         pipeline: list[Mapping[str, Any]] = [

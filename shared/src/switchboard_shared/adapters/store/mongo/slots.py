@@ -119,3 +119,12 @@ class MongoSlotStore(OnMongo):
                 hint=BY_TAKEN_AT,
             )
             return [Slot.model_validate(d) async for d in cursor]
+
+    async def renew_slot(self, scope: str, holder: str, at: datetime) -> bool:
+        with driver_errors():
+            result = await self._db.collection("slots").update_one(
+                {"scope": scope, "holder": holder},
+                {"$set": {"taken_at": stored_value(at)}},
+                hint=BY_SCOPE_HOLDER,
+            )
+        return result.matched_count == 1

@@ -166,6 +166,7 @@ class SqliteCallStore(OnSqlite):
         held: bool | None = None,
         waiting_lane: str | None = None,
         waiting_before: datetime | None = None,
+        waiting: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -202,6 +203,8 @@ class SqliteCallStore(OnSqlite):
         if waiting_before is not None:
             where.append("waiting_since < ?")
             params.append(to_millis(waiting_before))
+        if waiting is not None:
+            where.append(f"waiting_lane IS {'NOT NULL' if waiting else 'NULL'}")
         # Due calls come soonest due first, so (status, next_attempt_at) serves the order
         # too; waiting calls oldest waiting first, served by the waiting indexes.
         if waiting_lane is not None or waiting_before is not None:
@@ -215,6 +218,12 @@ class SqliteCallStore(OnSqlite):
             f"ORDER BY {order} LIMIT ?"
         )
         return await self._db.run(lambda c: select_all(c, Call, sql, [*params, limit]))
+
+    async def next_waiting_lane(self, after: str | None = None) -> str | None:
+        sql = "SELECT MIN(waiting_lane) FROM calls WHERE waiting_lane > ?"
+        # Every lane name sorts after '': one probe of calls_by_waiting_lane either way.
+        row = await self._db.run(lambda c: c.execute(sql, (after or "",)).fetchone())
+        return str(row[0]) if row and row[0] is not None else None
 
     async def usage(self, tenant_id: str) -> Usage:
         groups = await self._db.run(lambda c: c.execute(_USAGE, (tenant_id,)).fetchall())

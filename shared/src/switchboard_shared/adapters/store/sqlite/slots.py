@@ -77,3 +77,10 @@ class SqliteSlotStore(OnSqlite):
             ]
 
         return await self._db.run(op)
+
+    async def renew_slot(self, scope: str, holder: str, at: datetime) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            sql = "UPDATE slots SET taken_at = ? WHERE scope = ? AND holder = ?"
+            return conn.execute(sql, (to_millis(at), scope, holder)).rowcount == 1
+
+        return await self._db.run(op)
