@@ -25,6 +25,8 @@ from switchboard_testing.processes import ServiceProcess
 from tests.support.tcp_proxy import CuttableProxy
 
 AGENTS_FILE = Path(__file__).parent / "agents.yaml"
+# The e2e tenant's max_concurrent_calls (`tenants set-limit`).
+E2E_TENANT_LIMIT = "1000"
 SERVICES = ("provider-sim", "webhook-ingest", "api", "dialer", "notifier")
 
 
@@ -124,6 +126,9 @@ async def pipeline(
     pipeline = Pipeline(env, processes, broker, "", mongodb_url, database)
     pipeline.cli("agents", "load", str(AGENTS_FILE))
     pipeline.cli("tenants", "create", "e2e")
+    # These tests push calls for throughput and faults, not the default limit of 10
+    # (test_batch_concurrency.py sets its own).
+    pipeline.cli("tenants", "set-limit", "e2e", "--max-concurrent-calls", E2E_TENANT_LIMIT)
     pipeline.api_key = extract_key(pipeline.cli("keys", "create", "--tenant", "e2e"))
     try:
         # In a thread: the broker proxy lives on this event loop and must keep serving.
