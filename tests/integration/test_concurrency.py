@@ -267,3 +267,24 @@ async def test_provider_creates_keep_to_calls_per_second(tmp_path: Path) -> None
         seconds[second] = seconds.get(second, 0) + 1
     assert max(seconds.values()) <= 2
     assert len(seconds) >= 3
+
+
+async def test_two_hand_ons_racing_for_one_waiter_leave_it_its_slot(tmp_path: Path) -> None:
+    async with running_pipeline(tmp_path) as p:
+        tenant = await tenant_with_limit(p, 1)
+        scope = lane(TENANT, tenant.tenant_id)
+        call = await queued_call(p.store, tenant_id=tenant.tenant_id, publish_pending=False)
+        await p.store.update_call(
+            call.call_id, CallChanges(waiting_lane=scope, waiting_since=utcnow())
+        )
+        admission = CallDialer(p.store, p.bus, p.providers, p.settings).admission
+
+        handed = await asyncio.gather(*(admission.hand_on(scope) for _ in range(4)))
+
+        assert sum(handed) == 1  # woken once
+        woken = await p.store.get_call(call.call_id)
+        assert woken is not None
+        assert woken.waiting_lane is None
+        # The losers of the race did not give back the slot the winner took for it.
+        assert await p.store.count_slots(scope) == 1
+        assert await p.store.release_slot(scope, call.call_id)

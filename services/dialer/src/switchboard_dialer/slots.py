@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from switchboard_shared.calls.concurrency import RATE, Admission, lane_kind
+from switchboard_shared.calls.concurrency import RATE, Admission, lane_kind, still_needs_slot
 from switchboard_shared.calls.events import Event, EventType
-from switchboard_shared.domain.calls import Call, CallStatus, utcnow
+from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.observability.metrics import SLOTS_SWEPT
 from switchboard_shared.ports import MessageContext, Reject, Store, Subscription
 
@@ -44,15 +44,6 @@ class SlotRelease:
         if event.call_id is None:
             raise Reject(f"{event.type} without call_id")
         await self._admission.release(event.call_id)
-
-
-def still_needs_slot(call: Call | None) -> bool:
-    """Whether a call keeps the slots it holds: placed or live, or queued to be dialed
-    (its message, or a retry of it, is on the way). Ended, waiting for a redial, or
-    parked in a lane, it holds none."""
-    if call is None or call.status.is_terminal or call.status is CallStatus.SCHEDULED:
-        return False
-    return call.waiting_lane is None
 
 
 class SlotSweep:

@@ -50,6 +50,15 @@ def lane_kind(scope: str) -> str:
     return scope.partition(":")[0]
 
 
+def still_needs_slot(call: Call | None) -> bool:
+    """Whether a call keeps the slots it holds: placed or live, or queued to be dialed
+    (its message, or a retry of it, is on the way). Ended, waiting for a redial, or
+    waiting in a lane, it holds none."""
+    if call is None or call.status.is_terminal or call.status is CallStatus.SCHEDULED:
+        return False
+    return call.waiting_lane is None
+
+
 @dataclass(frozen=True)
 class Limit:
     """`limit` slots in `lane`."""
@@ -211,7 +220,11 @@ class Admission:
                     return handed  # taken by a newcomer meanwhile: the lane is full
                 if await self._wake(call):
                     handed += 1
-                elif limit is not None:
+                elif limit is not None and not still_needs_slot(
+                    await self._store.get_call(call.call_id)
+                ):
+                    # Not woken by us: if another hand-on woke it first, the slot is the
+                    # one that hand-on took for it (a holder has one), and stays.
                     await self._store.release_slot(scope, call.call_id)
             if len(waiting) < room:
                 return handed
