@@ -5,7 +5,9 @@ set by compare-and-set while the call is `queued`). A redelivered message finds 
 either dialed (nothing to do) or claimed; a claim that went stale is settled with its
 provider first (stale_claims.py). The agent's routes are tried in order (routing.py),
 skipping providers whose circuit breaker is open (provider_health.py); a create that
-failed before the provider accepted it moves on to the next route.
+failed before the provider accepted it moves on to the next route. Before any of it
+the call takes its concurrency slots (calls/concurrency.py): without room it waits in
+`queued`, its message acked, until a freed slot is handed to it.
 """
 
 from __future__ import annotations
