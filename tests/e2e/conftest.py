@@ -25,6 +25,8 @@ from switchboard_testing.processes import ServiceProcess
 from tests.support.tcp_proxy import CuttableProxy
 
 AGENTS_FILE = Path(__file__).parent / "agents.yaml"
+# The e2e tenant's max_concurrent_calls (`tenants set-limit`).
+E2E_TENANT_LIMIT = "1000"
 SERVICES = ("provider-sim", "webhook-ingest", "api", "dialer", "notifier")
 
 
@@ -117,6 +119,10 @@ async def pipeline(
     ports = {name: free_port() for name in SERVICES}
     database = f"e2e_{uuid.uuid4().hex[:8]}"
     env = pipeline_env(broker.port, mongodb_url, database, ports)
+    if getattr(request.module, "PIPELINE_STORE", "mongo") == "sqlite":
+        # One SQLite file shared by the processes, instead of MongoDB.
+        del env["SWITCHBOARD_MONGODB_URL"], env["SWITCHBOARD_MONGODB_DATABASE"]
+        env["SWITCHBOARD_SQLITE_PATH"] = str(logs / "switchboard.db")
     env.update(getattr(request.module, "PIPELINE_ENV", {}))
     processes = {
         name: ServiceProcess(name, ports[name], env, logs / f"{name}.log") for name in SERVICES
@@ -124,6 +130,9 @@ async def pipeline(
     pipeline = Pipeline(env, processes, broker, "", mongodb_url, database)
     pipeline.cli("agents", "load", str(AGENTS_FILE))
     pipeline.cli("tenants", "create", "e2e")
+    # These tests push calls for throughput and faults, not the default limit of 10
+    # (test_batch_concurrency.py sets its own).
+    pipeline.cli("tenants", "set-limit", "e2e", "--max-concurrent-calls", E2E_TENANT_LIMIT)
     pipeline.api_key = extract_key(pipeline.cli("keys", "create", "--tenant", "e2e"))
     try:
         # In a thread: the broker proxy lives on this event loop and must keep serving.

@@ -134,3 +134,21 @@ async def test_pause_holds_resume_dials_and_cancel_ends_the_rest(pipeline: Pipel
     assert all(dials[p] == 1 for p in dialed)
     never = {c["phone"] for c in calls if c["status"] == "canceled" and not c["attempts"]}
     assert all(dials[p] == 0 for p in never), {p: dials[p] for p in never}
+
+
+async def test_a_batch_keeps_to_its_max_concurrency_on_mongodb(pipeline: Pipeline) -> None:
+    phones = unique_numbers(40, 24)
+    live_seen: list[int] = []
+    async with pipeline.client() as client:
+        batch_id = await create_batch(client, phones, max_concurrency=3)
+
+        async def finished() -> bool:
+            counts = (await batch(client, batch_id))["counts"]
+            live_seen.append(sum(counts[s] for s in ("dialing", "ringing", "in_progress")))
+            return counts["completed"] == len(phones)
+
+        await eventually(finished, within=240, interval=0.2)
+    assert max(live_seen) <= 3, live_seen
+    assert max(live_seen) == 3  # the limit was reached
+    dials = await sim_dials(pipeline)
+    assert all(dials[phone] == 1 for phone in phones)

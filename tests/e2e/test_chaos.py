@@ -40,7 +40,14 @@ from switchboard_notifier.handler import HANDLER_RETRY_DELAYS
 from switchboard_testing.net import free_port
 from switchboard_testing.processes import ServiceProcess
 from switchboard_testing.servers import serving
-from tests.e2e.conftest import AGENTS_FILE, SERVICES, Pipeline, extract_key, pipeline_env
+from tests.e2e.conftest import (
+    AGENTS_FILE,
+    E2E_TENANT_LIMIT,
+    SERVICES,
+    Pipeline,
+    extract_key,
+    pipeline_env,
+)
 from tests.e2e.test_graceful_shutdown import dialer_in_flight
 from tests.e2e.test_pipeline import TERMINAL, sim_dials, unique_numbers
 from tests.support.broker import (
@@ -116,6 +123,9 @@ async def sqlite_pipeline(
     pipeline = Pipeline(env, processes, broker, "", "", "")
     pipeline.cli("agents", "load", str(AGENTS_FILE))
     pipeline.cli("tenants", "create", "e2e")
+    # These tests push calls for throughput and faults, not the default limit of 10
+    # (test_batch_concurrency.py sets its own).
+    pipeline.cli("tenants", "set-limit", "e2e", "--max-concurrent-calls", E2E_TENANT_LIMIT)
     pipeline.api_key = extract_key(pipeline.cli("keys", "create", "--tenant", "e2e"))
     try:
         for process in processes.values():

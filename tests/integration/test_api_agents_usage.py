@@ -74,6 +74,7 @@ async def test_usage_of_a_new_tenant_is_all_zeros(api: ApiHarness) -> None:
         "total_sessions": 0,
         "session_seconds": {"seconds": 0, "display": "0m 0s"},
         "active_sessions": 0,
+        "concurrency": {"limit": 10, "active": 0, "queued": 0},
     }
 
 

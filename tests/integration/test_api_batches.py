@@ -293,3 +293,49 @@ async def test_another_tenants_batch_is_404(api: ApiHarness, client: httpx.Async
     ):
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "batch_not_found"
+
+
+# --- concurrency -------------------------------------------------------------------------
+
+
+async def test_a_batch_max_concurrency_over_the_tenants_limit_is_refused(
+    api: ApiHarness,
+) -> None:
+    tenant, client = await api.tenant()
+    body = {"agent": "altynai", "calls": rows(phones(3)), "max_concurrency": 11}
+
+    refused = await create(client, body)
+
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "max_concurrency_too_high"
+    assert "10" in error["message"]
+    listed = (await client.get("/v1/batches")).json()
+    assert listed["data"] == []  # nothing was created
+    # Within the limit, or once an operator raises it, the same batch is taken.
+    assert (await create(client, body | {"max_concurrency": 10})).status_code == 201
+    await api.store.set_tenant_limits(tenant.tenant_id, max_concurrent_calls=20)
+    assert (await create(client, body)).status_code == 201
+    csv_refused = await client.post(
+        "/v1/batches",
+        content="phone\n+15005550001\n",
+        headers={"Content-Type": "text/csv"},
+        params={"agent": "altynai", "max_concurrency": 21},
+    )
+    assert csv_refused.status_code == 422
+    assert csv_refused.json()["error"]["code"] == "max_concurrency_too_high"
+
+
+async def test_usage_shows_the_tenants_concurrency(api: ApiHarness) -> None:
+    tenant, client = await api.tenant()
+    await api.store.set_tenant_limits(tenant.tenant_id, max_concurrent_calls=4)
+    for number in phones(3, start=500):
+        created = await client.post("/v1/calls", json={"phone": number, "agent": "altynai"})
+        assert created.status_code == 201
+    first = (await client.get("/v1/calls", params={"limit": 1})).json()["data"][0]
+    # The dialer takes a slot per placed call: one is placed.
+    assert await api.store.take_slot(f"tenant:{tenant.tenant_id}", first["call_id"], 4)
+
+    usage = (await client.get("/v1/usage")).json()
+
+    assert usage["concurrency"] == {"limit": 4, "active": 1, "queued": 3}

@@ -138,6 +138,39 @@ async def test_tenants_ensure_twice_prints_the_same_id(cli: Cli, store: Store) -
     assert cli.ok("tenants", "ensure", "acme").strip() == acme.tenant_id
 
 
+async def test_tenants_set_limit_changes_what_show_and_the_store_say(
+    cli: Cli, store: Store
+) -> None:
+    cli.ok("tenants", "create", "acme")
+    assert "max_concurrent_calls: 10" in cli.ok("tenants", "show", "acme")  # the default
+
+    out = cli.ok("tenants", "set-limit", "acme", "--max-concurrent-calls", "25")
+
+    assert "25" in out
+    tenant = await store.get_tenant_by_name("acme")
+    assert tenant is not None
+    assert tenant.max_concurrent_calls == 25
+    shown = cli.ok("tenants", "show", "acme")
+    assert "max_concurrent_calls: 25" in shown
+    assert f"tenant_id: {tenant.tenant_id}" in shown
+    assert "active_calls: 0" in shown
+
+
+async def test_tenants_set_limit_refuses_bad_values_and_unknown_tenants(
+    cli: Cli, store: Store
+) -> None:
+    cli.ok("tenants", "create", "acme")
+    for bad in ("0", "-3", "10001", "many"):
+        assert_usage_error(cli("tenants", "set-limit", "acme", "--max-concurrent-calls", bad))
+    assert_usage_error(cli("tenants", "set-limit", "acme"))
+    missing = cli("tenants", "set-limit", "nobody", "--max-concurrent-calls", "5")
+    assert "no tenant named 'nobody'" in assert_one_line_error(missing, EXIT_FAILED)
+    assert "no tenant" in assert_one_line_error(cli("tenants", "show", "nobody"), EXIT_FAILED)
+    tenant = await store.get_tenant_by_name("acme")
+    assert tenant is not None
+    assert tenant.max_concurrent_calls == 10
+
+
 def test_a_blank_tenant_name_is_a_usage_error(cli: Cli) -> None:
     assert "blank" in assert_usage_error(cli("tenants", "create", "  "))
     assert "blank" in assert_usage_error(cli("tenants", "ensure", ""))
@@ -476,6 +509,8 @@ COMMAND_PATHS = [
     ("tenants",),
     ("tenants", "create"),
     ("tenants", "ensure"),
+    ("tenants", "set-limit"),
+    ("tenants", "show"),
     ("keys",),
     ("keys", "create"),
     ("keys", "list"),

@@ -1451,6 +1451,166 @@ async def test_sqlite_due_calls_are_served_by_an_index(tmp_path: Path) -> None:
     assert "calls_by_status_next_attempt" in plan, plan
 
 
+WAITING_QUERIES = {
+    "lane": ("tenant-a", False, "calls_by_waiting_lane"),
+    "lane_before": ("tenant-a", True, "calls_by_waiting_lane"),
+    "before": (None, True, "calls_by_waiting_since"),
+}
+
+
+@pytest.mark.parametrize("case", list(WAITING_QUERIES))
+async def test_mongo_waiting_calls_are_served_by_their_index(
+    mongodb_url: str, unique_name: str, case: str
+) -> None:
+    from pymongo import AsyncMongoClient
+
+    from switchboard_shared.adapters.store.mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo.calls import waiting_calls_query
+
+    store = MongoStore(mongodb_url, unique_name)
+    await store.start()
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        now = ms(utcnow())
+        for i in range(12):
+            call, _ = await store.insert_call(new_call(), TTL)
+            if i % 3:
+                since = now - timedelta(seconds=i)
+                changes = CallChanges(waiting_lane=f"tenant-{'ab'[i % 2]}", waiting_since=since)
+                await store.update_call(call.call_id, changes)
+        lane, before, index_name = WAITING_QUERIES[case]
+        # The query find_calls(waiting_lane=..., waiting_before=...) sends.
+        query = waiting_calls_query(lane, now if before else None)
+        assert query is not None
+        assert query.hint == index_name
+        explained = await client[unique_name].command(
+            "explain",
+            {
+                "find": "calls",
+                "filter": query.filter,
+                "sort": dict(query.sort),
+                "limit": 50,
+                "hint": query.hint,
+            },
+            verbosity="queryPlanner",
+        )
+        stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+        assert "COLLSCAN" not in [stage["stage"] for stage in stages], explained
+        scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
+        assert {stage.get("indexName") for stage in scans} == {index_name}, explained
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+        await store.close()
+
+
+async def test_mongo_slot_queries_are_served_by_their_index(
+    mongodb_url: str, unique_name: str
+) -> None:
+    from pymongo import AsyncMongoClient
+
+    from switchboard_shared.adapters.store.mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo.slots import (
+        BY_HOLDER,
+        BY_SCOPE_HOLDER,
+        BY_TAKEN_AT,
+        scope_query,
+        taken_before_query,
+    )
+
+    store = MongoStore(mongodb_url, unique_name)
+    await store.start()
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        for i in range(12):
+            assert await store.take_slot(f"scope-{i % 3}", f"call-{i}", 10)
+        # The finds take_slot / count_slots, release_slots and find_slots send.
+        finds = [
+            (scope_query("scope-1"), None, BY_SCOPE_HOLDER),
+            ({"holder": "call-4"}, None, BY_HOLDER),
+            (taken_before_query(utcnow()), {"taken_at": 1}, BY_TAKEN_AT),
+        ]
+        for query, sort, index_name in finds:
+            command: dict[str, object] = {"find": "slots", "filter": query, "hint": index_name}
+            if sort is not None:
+                command |= {"sort": sort, "limit": 100}
+            explained = await client[unique_name].command(
+                "explain", command, verbosity="queryPlanner"
+            )
+            stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+            assert "COLLSCAN" not in [stage["stage"] for stage in stages], explained
+            scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
+            assert {stage.get("indexName") for stage in scans} == {index_name}, explained
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+        await store.close()
+
+
+async def test_sqlite_waiting_calls_and_slots_are_served_by_an_index(tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    store = SqliteStore(path)
+    await store.start()
+    await store.close()
+    # The statements find_calls(waiting_lane / waiting_before) and the slot store run.
+    statements = {
+        "calls_by_waiting_lane": (
+            "SELECT doc FROM calls WHERE waiting_lane = ? AND waiting_since < ? "
+            "ORDER BY waiting_since, call_id LIMIT ?",
+            ("tenant-a", 0, 10),
+        ),
+        "calls_by_waiting_since": (
+            "SELECT doc FROM calls WHERE waiting_since < ? ORDER BY waiting_since, call_id LIMIT ?",
+            (0, 10),
+        ),
+        "sqlite_autoindex_slots_1": ("SELECT COUNT(*) FROM slots WHERE scope = ?", ("a",)),
+        "slots_by_holder": ("DELETE FROM slots WHERE holder = ? RETURNING scope", ("h",)),
+        "slots_by_taken_at": (
+            "SELECT scope, holder, taken_at FROM slots WHERE taken_at < ? "
+            "ORDER BY taken_at, scope, holder LIMIT ?",
+            (0, 10),
+        ),
+    }
+    with closing(sqlite3.connect(path)) as conn:
+        for index_name, (sql, params) in statements.items():
+            plan = " ".join(
+                str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            )
+            assert index_name in plan, (sql, plan)
+
+
+async def test_sqlite_opens_a_file_from_before_calls_waited_for_slots(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStore(path)
+    await store.start()
+    call, _ = await store.insert_call(new_call(), TTL)
+    await store.close()
+    # What a file written before the waiting columns (and slots) existed looks like.
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX calls_by_waiting_lane")
+        conn.execute("DROP INDEX calls_by_waiting_since")
+        conn.execute("ALTER TABLE calls DROP COLUMN waiting_lane")
+        conn.execute("ALTER TABLE calls DROP COLUMN waiting_since")
+        conn.execute("DROP TABLE slots")
+        conn.commit()
+
+    reopened = SqliteStore(path)
+    await reopened.start()
+    try:
+        stored = await reopened.get_call(call.call_id)
+        assert stored is not None
+        assert (stored.waiting_lane, stored.waiting_since) == (None, None)
+        since = ms(utcnow() - timedelta(minutes=1))
+        await reopened.update_call(
+            call.call_id, CallChanges(waiting_lane="tenant-a", waiting_since=since)
+        )
+        found = await reopened.find_calls(waiting_lane="tenant-a", waiting_before=utcnow())
+        assert [c.call_id for c in found] == [call.call_id]
+        assert await reopened.take_slot("tenant-a", call.call_id, 1)
+    finally:
+        await reopened.close()
+
+
 async def test_sqlite_opens_a_file_from_before_deliveries_were_scheduled(
     tmp_path: Path,
 ) -> None:

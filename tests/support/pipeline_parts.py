@@ -140,7 +140,7 @@ async def queued_call(
 ) -> Call:
     """A call as the API stores it on `POST /v1/calls`: queued, its call.requested pending."""
     call, created = await store.insert_call(
-        Call(tenant_id="tenant-1", agent=agent, phone=phone, **fields), 3600
+        Call(**{"tenant_id": "tenant-1", **fields}, agent=agent, phone=phone), 3600
     )
     assert created
     return call

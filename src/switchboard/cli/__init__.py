@@ -1,7 +1,7 @@
 """The `switchboard` command: every operator command, each a thin shell over `shared/`.
 
     switchboard run [TARGET]                 all services in one process, or one of them
-    switchboard tenants create|ensure NAME
+    switchboard tenants create|ensure|show NAME, tenants set-limit NAME --max-concurrent-calls N
     switchboard keys create|list --tenant NAME, keys revoke KEY_ID
     switchboard agents load FILE, agents list
     switchboard dlq list|replay QUEUE

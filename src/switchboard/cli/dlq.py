@@ -18,7 +18,7 @@ from switchboard.cli.environment import Failed, load_settings, one_line, quiet_l
 from switchboard_shared.adapters.bus.rabbitmq import RabbitBus
 from switchboard_shared.ports import PublishError
 
-QUEUES = ("dialer.call-requested", "notifier.events")
+QUEUES = ("dialer.call-requested", "dialer.slots", "notifier.events")
 T = TypeVar("T")
 
 queue_argument = click.argument("queue", type=click.Choice(QUEUES), metavar="QUEUE")
@@ -29,8 +29,8 @@ def dlq() -> None:
     """Inspect and replay dead letters (RabbitMQ).
 
     Needs SWITCHBOARD_BROKER_URL, SWITCHBOARD_EXCHANGE and SWITCHBOARD_QUEUE_PREFIX as the
-    services have them. QUEUE is a consumer's work queue, dialer.call-requested or
-    notifier.events; its dead letters wait in QUEUE.dlq. See docs/operations.md,
+    services have them. QUEUE is a consumer's work queue: dialer.call-requested,
+    dialer.slots or notifier.events; its dead letters wait in QUEUE.dlq. See docs/operations.md,
     "Dead-letter queues".
     """
 
@@ -44,7 +44,7 @@ def list_letters(queue: str, limit: int) -> None:
     """Show QUEUE's dead letters; they stay there.
 
     One line each: event id, type, call id, and why it was dead-lettered. QUEUE:
-    dialer.call-requested or notifier.events.
+    dialer.call-requested, dialer.slots or notifier.events.
     """
     letters = on_bus(lambda bus: bus.peek_dead_letters(queue, limit=limit))
     for letter in letters:

@@ -171,11 +171,18 @@ async def build_batch(
 ) -> tuple[Batch, list[BatchCall]]:
     """The batch and its calls' own parts (see `call_template`), all rows valid; raises
     InvalidRequest `unknown_agent`, or InvalidBatch listing the first bad rows (by
-    number from 1) with their codes."""
+    number from 1) with their codes, or `max_concurrency_too_high` (over the tenant's
+    `max_concurrent_calls`)."""
     agent = await store.get_agent(body.agent)
     if agent is None or not may_use_agent(agent, tenant):
         raise InvalidRequest(
             "unknown_agent", f"no agent '{clip(body.agent)}' is available; see GET /v1/agents"
+        )
+    if body.max_concurrency is not None and body.max_concurrency > tenant.max_concurrent_calls:
+        raise InvalidRequest(
+            "max_concurrency_too_high",
+            f"max_concurrency {body.max_concurrency} is over the tenant's limit of "
+            f"{tenant.max_concurrent_calls} concurrent calls",
         )
     batch = Batch(
         tenant_id=tenant.tenant_id,

@@ -60,6 +60,11 @@ CALLING_WINDOW_NEVER_OPENS = ErrorCode(
     "the calling window never opens in every time zone of this number; name the "
     "recipient's timezone",
 )
+MAX_CONCURRENCY_TOO_HIGH = ErrorCode(
+    422,
+    "max_concurrency_too_high",
+    "max_concurrency 50 is over the tenant's limit of 10 concurrent calls",
+)
 IDEMPOTENCY_KEY_REUSED = ErrorCode(
     422,
     "idempotency_key_reused",

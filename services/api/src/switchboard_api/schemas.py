@@ -142,6 +142,7 @@ class UsageView(BaseModel):
                     "total_sessions": 5,
                     "session_seconds": {"seconds": 281, "display": "4m 41s"},
                     "active_sessions": 1,
+                    "concurrency": {"limit": 10, "active": 1, "queued": 0},
                 }
             ]
         }
@@ -154,6 +155,15 @@ class UsageView(BaseModel):
     total_sessions: int = Field(description="Browser voice sessions, active ones included.")
     session_seconds: SessionSeconds = Field(description="Summed duration of ended sessions.")
     active_sessions: int = Field(description="Sessions active now.")
+    concurrency: Concurrency
+
+
+class Concurrency(BaseModel):
+    """The tenant's concurrent calls: beyond `limit`, a call waits in `queued`."""
+
+    limit: int = Field(description="Calls the tenant may have placed and live at once.")
+    active: int = Field(description="Calls holding one of those slots now.")
+    queued: int = Field(description="Calls in `queued`: waiting for a slot or about to dial.")
 
 
 class SessionSeconds(BaseModel):

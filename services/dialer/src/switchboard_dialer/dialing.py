@@ -5,7 +5,9 @@ set by compare-and-set while the call is `queued`). A redelivered message finds 
 either dialed (nothing to do) or claimed; a claim that went stale is settled with its
 provider first (stale_claims.py). The agent's routes are tried in order (routing.py),
 skipping providers whose circuit breaker is open (provider_health.py); a create that
-failed before the provider accepted it moves on to the next route.
+failed before the provider accepted it moves on to the next route. Before any of it
+the call takes its concurrency slots (calls/concurrency.py): without room it waits in
+`queued`, its message acked, until a freed slot is handed to it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from switchboard_dialer.stale_claims import CLAIM_MARGIN_SECONDS, QUEUED_ONLY, S
 from switchboard_shared.calls.agent_defaults import spec_for_tenant
 from switchboard_shared.calls.batch_control import note_batch_dialed
 from switchboard_shared.calls.callback_signing import REFERENCE_PARAMETER, callback_reference
+from switchboard_shared.calls.concurrency import Admission
 from switchboard_shared.calls.events import Event, EventType
 from switchboard_shared.calls.outbox import transition
 from switchboard_shared.domain.agents import Agent, AgentSpec, Route
@@ -64,6 +67,12 @@ class CallDialer(StaleClaims):
         }
         self._timeouts = {name: ps.timeout_seconds for name, ps in provider_settings.items()}
         self.health = ProviderHealth.from_settings(store, settings)
+        self.admission = Admission(
+            store,
+            bus,
+            provider_limits={n: ps.max_concurrent_calls for n, ps in provider_settings.items()},
+            provider_rates={n: ps.calls_per_second for n, ps in provider_settings.items()},
+        )
 
     def subscription(self) -> Subscription:
         return Subscription(
@@ -89,6 +98,8 @@ class CallDialer(StaleClaims):
             raise Reject(f"call {call_id} does not exist")
         if call.status is not CallStatus.QUEUED or call.cancel_requested:
             return  # dialed or ended already: a duplicate message
+        if call.waiting_lane is not None:
+            return  # waiting for a slot: handed on (published again) when one frees
         agent = await self._store.get_agent(call.agent)
         if agent is None or not agent.enabled:
             await self._fail(call, EndedReason.AGENT_UNAVAILABLE)
@@ -97,24 +108,42 @@ class CallDialer(StaleClaims):
         if not routes:
             await self._fail(call, EndedReason.PROVIDER_NOT_CONFIGURED)
             return
+        refused = await self.admission.take(call.call_id, await self.admission.call_limits(call))
+        if refused is not None:
+            await self.admission.wait(call, refused.lane)
+            return  # handed on when a slot of that lane frees
         spec = await spec_for_tenant(self._store, call.tenant_id, agent, call.variables)
         failures: list[str] = []
+        full: list[str] = []
         for position, route in routes:
             permit = await self.health.permit(route.provider)
             if permit is None:
                 failures.append(f"{route.provider}: circuit breaker open")
                 continue
+            provider_limit = self.admission.provider_limit(route.provider)
+            if provider_limit is not None and await self.admission.take(
+                call.call_id, [provider_limit]
+            ):
+                full.append(provider_limit.lane)
+                continue
             tried = await self._try_route(call, agent, spec, (position, route), permit)
             if isinstance(tried, Call):
                 return  # placed, or no longer ours to place
             failures.append(tried)
+            if provider_limit is not None:
+                await self.admission.give_back(call.call_id, provider_limit.lane)
             call = await self._store.get_call(call_id) or call
+        if full:
+            # Every route that could take the call is at its provider's limit.
+            await self.admission.wait(call, full[0])
+            return
         # No route accepted the call before a provider could have placed it.
         if ctx.is_last_attempt:
             await self._fail(call, EndedReason.ALL_PROVIDERS_UNAVAILABLE)
             return
-        # Nobody holds the call while its retry waits in the broker; if that retry is
-        # lost, the reconciler finds the call queued and re-drives it.
+        # Nobody holds the call while its retry waits in the broker (its slots stay
+        # taken: it is dialed next); if that retry is lost, the reconciler finds the
+        # call queued and re-drives it.
         raise RetryLater("no route accepted the call: " + "; ".join(failures))
 
     async def _try_route(
@@ -133,6 +162,7 @@ class CallDialer(StaleClaims):
         async with self._limits[route.provider]:
             # Claim only once a slot is free: the claim's age must measure the provider
             # request, not the wait behind the limit, or a live claim would look stale.
+            await self.admission.pace(route.provider)
             claimed = await self._claim(call, agent, route.provider, spec.max_duration_seconds)
             if claimed is None:
                 return call

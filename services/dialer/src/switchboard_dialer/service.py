@@ -1,11 +1,12 @@
 """The dialer process: the call.requested consumer, the dispatcher of scheduled calls, the
-outbox relay and the watchdog."""
+concurrency slots' release and sweep, the outbox relay and the watchdog."""
 
 from __future__ import annotations
 
 from switchboard_dialer.batch_completion import BatchCompletion
 from switchboard_dialer.dialing import CallDialer
 from switchboard_dialer.dispatch import CallDispatcher
+from switchboard_dialer.slots import SlotRelease, SlotSweep
 from switchboard_dialer.watchdog import CallWatchdog
 from switchboard_shared.calls.outbox import OutboxRelay
 from switchboard_shared.runtime.bootstrap import Components
@@ -25,13 +26,21 @@ def parts(components: Components) -> ServiceParts:
         dialer=dialer,
         queued_after_seconds=settings.reconcile_queued_after_seconds,
     )
-    dispatcher = CallDispatcher(store, bus)
+    dispatcher = CallDispatcher(store, bus, dialer.admission)
+    slot_release = SlotRelease(dialer.admission)
+    slot_sweep = SlotSweep(store, dialer.admission, lease_seconds=settings.slot_lease_seconds)
     completion = BatchCompletion(store, bus)
     return ServiceParts(
         name="dialer",
         readiness_details={"provider_breakers": dialer.health.states},
         workers=[
             consumer(components, dialer.subscription()),
+            consumer(components, slot_release.subscription()),
+            periodic(
+                PeriodicTask(
+                    "slot-sweep", slot_sweep.run_once, settings.slot_sweep_interval_seconds
+                )
+            ),
             periodic(
                 PeriodicTask("dispatcher", dispatcher.run_once, settings.dispatch_interval_seconds)
             ),

@@ -61,6 +61,8 @@ class CallWatchdog:
         stuck = await self._store.find_calls(
             statuses=frozenset({CallStatus.QUEUED}),
             updated_before=utcnow() - self._queued_after,
+            # A call waiting for a concurrency slot is not stuck: a freed slot wakes it.
+            waiting=False,
             limit=self._batch_size,
         )
         for call in stuck:

@@ -23,6 +23,7 @@ from switchboard_shared.observability.metrics import (
     MESSAGES_PUBLISHED,
     OUTBOX_REPUBLISHED,
     PUBLISH_FAILURES,
+    REDIALS_SCHEDULED,
 )
 from switchboard_shared.ports import Bus, CallStore, PublishError
 
@@ -139,7 +140,12 @@ async def _end_attempt(
     ended = (
         CallChanges(ended_at=utcnow())
         .plus(fields)
-        .plus(CallChanges(notify_pending=True, watchdog_deadline=None))
+        # A call leaving `queued` waits for no slot any longer.
+        .plus(
+            CallChanges(
+                notify_pending=True, watchdog_deadline=None, waiting_lane=None, waiting_since=None
+            )
+        )
     )
     for _ in range(_END_ROUNDS):
         current = await store.get_call(call_id)
@@ -156,6 +162,8 @@ async def _end_attempt(
         )
         if updated is None:
             continue  # moved under us, or the guard does not hold: look again
+        if status is CallStatus.SCHEDULED:
+            REDIALS_SCHEDULED.labels(new_status).inc()
         if status.is_terminal:
             CALLS_ENDED.labels(status).inc()
             if updated.ended_at is not None:

@@ -165,6 +165,10 @@ class CallFields(BaseModel):
     next_attempt_at: datetime | None = None
 
     # --- internal only ---------------------------------------------------------------
+    # The slot scope (a concurrency limit) the call waits for a free slot of, and since
+    # when: the dispatcher hands freed slots out oldest waiting first.
+    waiting_lane: str | None = None
+    waiting_since: datetime | None = None
     # A due time set aside while the call's batch is paused (next_attempt_at is then
     # None, so the dispatcher does not see it); resuming puts it back.
     held_next_attempt_at: datetime | None = None

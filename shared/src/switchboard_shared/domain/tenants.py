@@ -12,12 +12,18 @@ from pydantic import BaseModel, Field
 from switchboard_shared.domain.calls import utcnow
 
 API_KEY_PREFIX = "sk_"
+# The calls a tenant may have dialing or live at once, unless set otherwise.
+DEFAULT_MAX_CONCURRENT_CALLS = 10
+# The most an operator may set: beyond it a limit protects nothing on one deployment.
+MAX_CONCURRENT_CALLS_LIMIT = 10_000
 
 
 class Tenant(BaseModel):
     tenant_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     name: str
     created_at: datetime = Field(default_factory=utcnow)
+    # Tenants stored before the limit existed read as the default.
+    max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS
 
 
 class ApiKey(BaseModel):

@@ -104,3 +104,31 @@ WATCHDOG_ENDED = Counter(
     "Calls the reconciler acted on by outcome (provider_answer, provider_timeout, redriven)",
     ["outcome"],
 )
+CALLS_WAITING_FOR_SLOT = Counter(
+    "switchboard_calls_slot_waits_total",
+    "Calls parked in `queued` because a concurrency limit had no free slot, by limit "
+    "(tenant, batch, provider)",
+    ["lane"],
+)
+CALLS_HANDED_ON = Counter(
+    "switchboard_calls_handed_on_total",
+    "Waiting calls handed a freed slot and sent to be dialed, by limit",
+    ["lane"],
+)
+SLOTS_SWEPT = Counter(
+    "switchboard_slots_swept_total",
+    "Concurrency slots freed by the sweep because their call no longer needed them "
+    "(a release lost with a process), by limit",
+    ["lane"],
+)
+DISPATCHED = Counter(
+    "switchboard_dispatcher_calls_total",
+    "Due scheduled calls the dispatcher acted on, by outcome (queued, waiting, held, canceled)",
+    ["outcome"],
+)
+REDIALS_SCHEDULED = Counter(
+    "switchboard_calls_redials_scheduled_total",
+    "Attempts that ended with a redial scheduled by the call's retry policy, by how the "
+    "attempt ended",
+    ["status"],
+)

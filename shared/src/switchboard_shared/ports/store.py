@@ -21,6 +21,7 @@ from switchboard_shared.domain.blocked_numbers import BlockedNumber, BlockedNumb
 from switchboard_shared.domain.breakers import ProviderBreaker
 from switchboard_shared.domain.call_changes import CallChanges, CallGuard
 from switchboard_shared.domain.calls import Call, CallFilter, CallPage, CallStatus, Usage
+from switchboard_shared.domain.slots import Slot
 from switchboard_shared.domain.tenants import ApiKey, Tenant
 from switchboard_shared.domain.webhooks import (
     Delivery,
@@ -76,6 +77,11 @@ class TenantStore(Protocol):
         """True when a live key was revoked."""
 
     async def list_api_keys(self, tenant_id: str) -> list[ApiKey]: ...
+
+    async def set_tenant_limits(
+        self, tenant_id: str, *, max_concurrent_calls: int
+    ) -> Tenant | None:
+        """Set the tenant's limits; returns the updated tenant, None when there is none."""
 
 
 class AgentStore(Protocol):
@@ -150,6 +156,9 @@ class CallStore(Protocol):
         due_before: datetime | None = None,
         batch_id: str | None = None,
         held: bool | None = None,
+        waiting_lane: str | None = None,
+        waiting_before: datetime | None = None,
+        waiting: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         """Calls of any tenant matching every given criterion, oldest `updated_at` first:
@@ -159,7 +168,19 @@ class CallStore(Protocol):
         (`notify_pending=True`) and the dispatcher (`statuses` with `due_before`: a
         `next_attempt_at` at or before it, soonest due first: one index scan on
         (status, next_attempt_at)); and batch control (`batch_id`, with `held`: a due
-        time set aside by a pause, or none)."""
+        time set aside by a pause, or none).
+
+        Calls waiting for a slot: `waiting_lane` (the calls waiting in that lane) and
+        `waiting_before` (calls of any lane whose `waiting_since` is before it); with
+        either, oldest waiting first (`waiting_since` ascending), one index scan. Calls
+        not waiting (no `waiting_lane` / `waiting_since`) never match them. `waiting`
+        True or False: only calls that wait in some lane, or only calls that do not
+        (the reconciler leaves waiting calls alone)."""
+
+    async def next_waiting_lane(self, after: str | None = None) -> str | None:
+        """The first lane, in name order after `after` (None: from the start), in which
+        some call waits for a slot; None when there is no further one. One index probe
+        per lane: walking every lane costs the lanes, not the calls waiting in them."""
 
     async def usage(self, tenant_id: str) -> Usage: ...
 
@@ -251,6 +272,34 @@ class BlockedNumberStore(Protocol):
         """Newest first, paged like `list_calls`."""
 
 
+class SlotStore(Protocol):
+    """Counted slots shared by every replica: at most `limit` holders per scope (a
+    tenant's concurrent calls, say)."""
+
+    async def take_slot(self, scope: str, holder: str, limit: int) -> bool:
+        """Take one of `scope`'s `limit` slots for `holder`. True when taken now, or
+        already held by `holder` (idempotent: a holder never holds two slots of one
+        scope); False when `limit` or more holders hold one (a limit lowered below the
+        holders leaves them in place). Atomic across processes and replicas: concurrent
+        takers never exceed `limit`."""
+
+    async def release_slots(self, holder: str) -> list[str]:
+        """Give back every slot `holder` holds; returns their scopes (empty: none held)."""
+
+    async def release_slot(self, scope: str, holder: str) -> bool:
+        """Give back `holder`'s slot of `scope`; True when one was held."""
+
+    async def count_slots(self, scope: str) -> int:
+        """How many holders hold a slot of `scope`."""
+
+    async def find_slots(self, *, taken_before: datetime, limit: int = 100) -> list[Slot]:
+        """Slots of any scope taken before `taken_before`, oldest first (the lease sweep)."""
+
+    async def renew_slot(self, scope: str, holder: str, at: datetime) -> bool:
+        """Set the `taken_at` of `holder`'s slot of `scope` to `at` (the sweep looked and
+        the holder still needs it); True when one was held."""
+
+
 class BatchStore(Protocol):
     """Batches; their calls are calls (`CallStore`) carrying the `batch_id`."""
 
@@ -306,6 +355,7 @@ class Store(
     SessionStore,
     BlockedNumberStore,
     BatchStore,
+    SlotStore,
     Protocol,
 ):
     """All state: what each part of the product needs, composed. A consumer that needs one

@@ -86,6 +86,18 @@ async def tenant_named(store: Store, name: str) -> Tenant:
     return tenant
 
 
+async def set_tenant_limits(store: Store, name: str, *, max_concurrent_calls: int) -> Tenant:
+    """Set the concurrent calls tenant `name` may have placed and live at once (calls
+    beyond it wait in `queued`). Raises OperatorError when there is no such tenant."""
+    tenant = await tenant_named(store, name)
+    updated = await store.set_tenant_limits(
+        tenant.tenant_id, max_concurrent_calls=max_concurrent_calls
+    )
+    if updated is None:
+        raise OperatorError(f"no tenant named '{name}'")
+    return updated
+
+
 # --- API keys --------------------------------------------------------------------------
 
 

@@ -26,6 +26,10 @@ class ProviderSettings(BaseModel):
     from_number: str | None = None
     max_in_flight: int = Field(default=50, ge=1)
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # Limits the provider (or its carrier) sets, held across every dialer replica: calls
+    # live at once, and creates per second (carriers allow about 1 per number). None: none.
+    max_concurrent_calls: int | None = Field(default=None, ge=1)
+    calls_per_second: float | None = Field(default=None, gt=0)
 
 
 class SimulatorSettings(ProviderSettings):
@@ -137,6 +141,10 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(default=1, gt=0)
     # How often the dialer looks for batches whose calls all ended (`batch.completed`).
     batch_completion_interval_seconds: float = Field(default=5, gt=0)
+    # Concurrency slots (docs/batches.md): how often the sweep looks, and how long a slot
+    # stands before the sweep asks whether its call still needs it (a dead dialer's).
+    slot_sweep_interval_seconds: float = Field(default=5, gt=0)
+    slot_lease_seconds: float = Field(default=60, gt=0)
     outbox_min_age_seconds: float = 10
 
     # --- notifier ----------------------------------------------------------------------

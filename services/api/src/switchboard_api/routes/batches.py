@@ -33,6 +33,7 @@ from switchboard_api.error_codes import (
     IDEMPOTENCY_KEY_REUSED,
     INVALID_BATCH,
     INVALID_CURSOR,
+    MAX_CONCURRENCY_TOO_HIGH,
     PAYLOAD_TOO_LARGE,
     TENANT_ROUTE,
     UNKNOWN_AGENT,
@@ -156,6 +157,7 @@ def _validated(parse: Any, *args: Any) -> CreateBatchRequest:
         VALIDATION_ERROR,
         INVALID_BATCH,
         UNKNOWN_AGENT,
+        MAX_CONCURRENCY_TOO_HIGH,
         IDEMPOTENCY_KEY_REUSED,
     ),
 )

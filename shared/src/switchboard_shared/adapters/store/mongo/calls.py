@@ -31,7 +31,11 @@ from switchboard_shared.adapters.store.mongo.documents import (
     strip_id,
     to_document,
 )
-from switchboard_shared.adapters.store.mongo.queries import call_list_queries, read_listing
+from switchboard_shared.adapters.store.mongo.queries import (
+    ListingQuery,
+    call_list_queries,
+    read_listing,
+)
 from switchboard_shared.adapters.store.mongo.schema import NEWEST_FIRST
 from switchboard_shared.domain.call_changes import CallChanges, CallGuard
 from switchboard_shared.domain.calls import Call, CallFilter, CallPage, CallStatus, Usage, utcnow
@@ -47,6 +51,26 @@ def call_sweep_order(*, due: bool) -> list[tuple[str, int]]:
     (status, next_attempt_at) serves it), else oldest update first."""
     first = "next_attempt_at" if due else "updated_at"
     return [(first, ASCENDING), ("call_id", ASCENDING)]
+
+
+def waiting_calls_query(
+    waiting_lane: str | None, waiting_before: datetime | None
+) -> ListingQuery | None:
+    """The part of `find_calls`' query that finds calls waiting for a slot: filter,
+    oldest waiting first, and the partial index that serves it (a lane:
+    `calls_by_waiting_lane`; else `calls_by_waiting_since`). None: neither criterion.
+    The `$type` clauses restate the indexes' partial filters, so a planner may use them.
+    """
+    if waiting_lane is None and waiting_before is None:
+        return None
+    sort = [("waiting_since", ASCENDING), ("call_id", ASCENDING)]
+    since: Document = {}
+    if waiting_before is not None:
+        since = {"waiting_since": {"$type": "date", "$lt": stored_value(waiting_before)}}
+    if waiting_lane is not None:
+        lane = {"waiting_lane": {"$type": "string", "$eq": waiting_lane}}
+        return ListingQuery(lane | since, sort, 0, hint="calls_by_waiting_lane")
+    return ListingQuery(since, sort, 0, hint="calls_by_waiting_since")
 
 
 class MongoCallStore(OnMongo):
@@ -149,6 +173,9 @@ class MongoCallStore(OnMongo):
         due_before: datetime | None = None,
         batch_id: str | None = None,
         held: bool | None = None,
+        waiting_lane: str | None = None,
+        waiting_before: datetime | None = None,
+        waiting: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -173,11 +200,30 @@ class MongoCallStore(OnMongo):
             query["batch_id"] = batch_id
         if held is not None:
             query["held_next_attempt_at"] = {"$ne": None} if held else None
+        if waiting is not None:
+            query["waiting_lane"] = {"$type": "string"} if waiting else None
+        waiting_query = waiting_calls_query(waiting_lane, waiting_before)
+        sort = call_sweep_order(due=due_before is not None)
+        hint: str | None = None
+        if waiting_query is not None:
+            query.update(waiting_query.filter)
+            sort, hint = waiting_query.sort, waiting_query.hint
         with driver_errors():
-            cursor = self._db.collection("calls").find(
-                query, sort=call_sweep_order(due=due_before is not None), limit=limit
-            )
+            cursor = self._db.collection("calls").find(query, sort=sort, limit=limit, hint=hint)
             return [Call.model_validate(strip_id(d)) async for d in cursor]
+
+    async def next_waiting_lane(self, after: str | None = None) -> str | None:
+        lanes: Document = {"$type": "string"}
+        if after is not None:
+            lanes["$gt"] = after
+        with driver_errors():
+            found = await self._db.collection("calls").find_one(
+                {"waiting_lane": lanes},
+                projection={"waiting_lane": 1},
+                sort=[("waiting_lane", ASCENDING)],
+                hint="calls_by_waiting_lane",
+            )
+        return str(found["waiting_lane"]) if found is not None else None
 
     async def usage(self, tenant_id: str) -> Usage:
         pipeline: list[Mapping[str, Any]] = [

@@ -96,6 +96,29 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="calls_by_notify_pending",
             partialFilterExpression={"notify_pending": True},
         ),
+        # Calls waiting for a slot: by lane, oldest waiting first; and every lane's oldest.
+        IndexModel(
+            [("waiting_lane", ASCENDING), ("waiting_since", ASCENDING)],
+            name="calls_by_waiting_lane",
+            partialFilterExpression={"waiting_lane": {"$type": "string"}},
+        ),
+        IndexModel(
+            [("waiting_since", ASCENDING)],
+            name="calls_by_waiting_since",
+            partialFilterExpression={"waiting_since": {"$type": "date"}},
+        ),
+    ],
+    # Counted slots: one document per slot, `_id` "<scope>#<index>" with index below the
+    # limit, so two replicas taking the same free slot collide on `_id`.
+    "slots": [
+        IndexModel(
+            [("scope", ASCENDING), ("holder", ASCENDING)],
+            name="slots_by_scope_holder",
+            unique=True,
+        ),
+        # release_slots(holder) names no scope.
+        IndexModel([("holder", ASCENDING)], name="slots_by_holder"),
+        IndexModel([("taken_at", ASCENDING)], name="slots_by_taken_at"),
     ],
     "batches": [
         IndexModel(

@@ -1,5 +1,5 @@
 """The Store on MongoDB: the aggregates' stores (tenants, agents, calls, webhooks,
-provider breakers, tenant configs, sessions, blocked numbers, batches) over one shared
+provider breakers, tenant configs, sessions, blocked numbers, batches, slots) over one shared
 `MongoDatabase`. Datetimes are stored to the millisecond (BSON dates), like the SQLite
 store."""
 
@@ -12,6 +12,7 @@ from switchboard_shared.adapters.store.mongo.breakers import MongoBreakerStore
 from switchboard_shared.adapters.store.mongo.calls import MongoCallStore
 from switchboard_shared.adapters.store.mongo.connection import MongoDatabase
 from switchboard_shared.adapters.store.mongo.sessions import MongoSessionStore
+from switchboard_shared.adapters.store.mongo.slots import MongoSlotStore
 from switchboard_shared.adapters.store.mongo.tenant_config import MongoConfigStore
 from switchboard_shared.adapters.store.mongo.tenants import MongoTenantStore
 from switchboard_shared.adapters.store.mongo.webhooks import MongoWebhookStore
@@ -27,6 +28,7 @@ class MongoStore(
     MongoSessionStore,
     MongoBlockedNumberStore,
     MongoBatchStore,
+    MongoSlotStore,
 ):
     """Store adapter for database `database` on the MongoDB at `url`."""
 

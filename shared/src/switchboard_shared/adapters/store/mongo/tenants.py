@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 
 from switchboard_shared.adapters.store.common.records import as_stored, stored_now
 from switchboard_shared.adapters.store.mongo.connection import OnMongo
@@ -51,6 +51,17 @@ class MongoTenantStore(OnMongo):
                 {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": stored_now()}}
             )
         return result.modified_count == 1
+
+    async def set_tenant_limits(
+        self, tenant_id: str, *, max_concurrent_calls: int
+    ) -> Tenant | None:
+        with driver_errors():
+            found = await self._db.collection("tenants").find_one_and_update(
+                {"_id": tenant_id},
+                {"$set": {"max_concurrent_calls": max_concurrent_calls}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return from_document(Tenant, found)
 
     async def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
         with driver_errors():

@@ -164,6 +164,9 @@ class SqliteCallStore(OnSqlite):
         due_before: datetime | None = None,
         batch_id: str | None = None,
         held: bool | None = None,
+        waiting_lane: str | None = None,
+        waiting_before: datetime | None = None,
+        waiting: bool | None = None,
         limit: int = 100,
     ) -> list[Call]:
         check_limit(limit)
@@ -194,13 +197,33 @@ class SqliteCallStore(OnSqlite):
         if held is not None:
             null = "IS NOT NULL" if held else "IS NULL"
             where.append(f"json_extract(doc, '$.held_next_attempt_at') {null}")
-        # Due calls come soonest due first, so (status, next_attempt_at) serves the order too.
-        order = "next_attempt_at, call_id" if due_before is not None else "updated_at, call_id"
+        if waiting_lane is not None:
+            where.append("waiting_lane = ?")
+            params.append(waiting_lane)
+        if waiting_before is not None:
+            where.append("waiting_since < ?")
+            params.append(to_millis(waiting_before))
+        if waiting is not None:
+            where.append(f"waiting_lane IS {'NOT NULL' if waiting else 'NULL'}")
+        # Due calls come soonest due first, so (status, next_attempt_at) serves the order
+        # too; waiting calls oldest waiting first, served by the waiting indexes.
+        if waiting_lane is not None or waiting_before is not None:
+            order = "waiting_since, call_id"
+        elif due_before is not None:
+            order = "next_attempt_at, call_id"
+        else:
+            order = "updated_at, call_id"
         sql = (
             f"SELECT doc FROM calls WHERE {' AND '.join(where) or '1'} "  # noqa: S608
             f"ORDER BY {order} LIMIT ?"
         )
         return await self._db.run(lambda c: select_all(c, Call, sql, [*params, limit]))
+
+    async def next_waiting_lane(self, after: str | None = None) -> str | None:
+        sql = "SELECT MIN(waiting_lane) FROM calls WHERE waiting_lane > ?"
+        # Every lane name sorts after '': one probe of calls_by_waiting_lane either way.
+        row = await self._db.run(lambda c: c.execute(sql, (after or "",)).fetchone())
+        return str(row[0]) if row and row[0] is not None else None
 
     async def usage(self, tenant_id: str) -> Usage:
         groups = await self._db.run(lambda c: c.execute(_USAGE, (tenant_id,)).fetchall())

@@ -111,6 +111,8 @@ CALLS = Table(
         "notify_pending",
         "next_attempt_at",
         "batch_id",
+        "waiting_lane",
+        "waiting_since",
     ),
 )
 BATCHES = Table(

@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS calls (
     notify_pending INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER,
     batch_id TEXT,
+    waiting_lane TEXT,
+    waiting_since INTEGER,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS calls_by_tenant_created
@@ -68,6 +70,11 @@ CREATE INDEX IF NOT EXISTS calls_by_batch_status ON calls (batch_id, status)
     WHERE batch_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_by_tenant_batch_created
     ON calls (tenant_id, batch_id, created_at DESC, call_id DESC) WHERE batch_id IS NOT NULL;
+-- Calls waiting for a slot: by lane, oldest waiting first, and every lane's oldest.
+CREATE INDEX IF NOT EXISTS calls_by_waiting_lane ON calls (waiting_lane, waiting_since)
+    WHERE waiting_lane IS NOT NULL;
+CREATE INDEX IF NOT EXISTS calls_by_waiting_since ON calls (waiting_since)
+    WHERE waiting_since IS NOT NULL;
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL,
@@ -133,6 +140,15 @@ CREATE TABLE IF NOT EXISTS used_join_tokens (
     token_id TEXT PRIMARY KEY,
     expires_at INTEGER NOT NULL
 );
+-- Counted slots: one row per holder of a scope's slot (no `doc`: nothing else to keep).
+CREATE TABLE IF NOT EXISTS slots (
+    scope TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    taken_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, holder)
+);
+CREATE INDEX IF NOT EXISTS slots_by_holder ON slots (holder);
+CREATE INDEX IF NOT EXISTS slots_by_taken_at ON slots (taken_at);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
     tenant_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
@@ -164,6 +180,9 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "notify_pending": "INTEGER NOT NULL DEFAULT 0",
         "next_attempt_at": "INTEGER",
         "batch_id": "TEXT",
+        # Rows of older files have no waiting call: NULL is right for them.
+        "waiting_lane": "TEXT",
+        "waiting_since": "INTEGER",
     },
     "deliveries": {"next_attempt_at": "INTEGER"},
     "sessions": {"provider": "TEXT", "provider_session_id": "TEXT"},

@@ -1,9 +1,8 @@
 """The embedded Store: one SQLite file, safe for several processes on one host.
 
 `SqliteStore` is the aggregates' stores (tenants, agents, calls, webhooks, breakers,
-tenant configs, sessions) over one
-blocked numbers) over one
-shared `SqliteDatabase`: one file, one connection, one worker thread.
+tenant configs, sessions, blocked numbers, batches, slots) over one shared
+`SqliteDatabase`: one file, one connection, one worker thread.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from switchboard_shared.adapters.store.sqlite.breakers import SqliteBreakerStore
 from switchboard_shared.adapters.store.sqlite.calls import SqliteCallStore
 from switchboard_shared.adapters.store.sqlite.connection import SqliteDatabase
 from switchboard_shared.adapters.store.sqlite.sessions import SqliteSessionStore
+from switchboard_shared.adapters.store.sqlite.slots import SqliteSlotStore
 from switchboard_shared.adapters.store.sqlite.tenant_config import SqliteConfigStore
 from switchboard_shared.adapters.store.sqlite.tenants import SqliteTenantStore
 from switchboard_shared.adapters.store.sqlite.webhooks import SqliteWebhookStore
@@ -32,6 +32,7 @@ class SqliteStore(
     SqliteSessionStore,
     SqliteBlockedNumberStore,
     SqliteBatchStore,
+    SqliteSlotStore,
 ):
     """Store adapter for a SQLite file at `path` (parent directories are created)."""
 

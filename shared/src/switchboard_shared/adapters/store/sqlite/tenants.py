@@ -63,6 +63,22 @@ class SqliteTenantStore(OnSqlite):
 
         return await self._db.run(op)
 
+    async def set_tenant_limits(
+        self, tenant_id: str, *, max_concurrent_calls: int
+    ) -> Tenant | None:
+        def op(conn: sqlite3.Connection) -> Tenant | None:
+            with immediate(conn):
+                tenant: Tenant | None = select_one(conn, TENANTS, "tenant_id = ?", (tenant_id,))
+                if tenant is None:
+                    return None
+                updated = as_stored(
+                    tenant.model_copy(update={"max_concurrent_calls": max_concurrent_calls})
+                )
+                replace_row(conn, TENANTS, stored_document(updated))
+                return updated
+
+        return await self._db.run(op)
+
     async def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
         sql = "SELECT doc FROM api_keys WHERE tenant_id = ? ORDER BY created_at, key_id"
         return await self._db.run(lambda c: select_all(c, ApiKey, sql, (tenant_id,)))
