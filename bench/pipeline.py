@@ -319,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"run {run}: seeding with the CLI, logs in {logs}", flush=True)
                 cli(env, "agents", "load", str(args.agents_file))
                 cli(env, "tenants", "create", "bench")
+                # Throughput, not the tenant's concurrency limit (10 by default), is measured.
+                cli(env, "tenants", "set-limit", "bench", "--max-concurrent-calls", "10000")
                 api_key = extract_key(cli(env, "keys", "create", "--tenant", "bench"))
                 print("starting " + ", ".join(SERVICES) + " …", flush=True)
                 started = time.monotonic()

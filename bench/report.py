@@ -74,8 +74,9 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs{memory}, {platform.system()} {platform.release()}"
 
 
-def command() -> str:
-    return " ".join([Path(sys.executable).name, "-m", "bench.pipeline", *sys.argv[1:]])
+def command(module: str = "bench.pipeline") -> str:
+    """The command line of this run, as it would be typed."""
+    return " ".join([Path(sys.executable).name, "-m", module, *sys.argv[1:]])
 
 
 def resource_lines(sampler: Sampler) -> list[str]:
