@@ -1,6 +1,8 @@
 """A 2,000-call batch under a tenant limit of 20, every service its own process on
 RabbitMQ: never more than 20 live calls (sampled), every call terminal and dialed once,
-one `call.completed` webhook each.
+one `call.completed` webhook each. And a dialer SIGKILLed while it holds the slots of a
+batch under a limit of 5: nothing lost or dialed twice, the limit still held, the dead
+dialer's slots back within their lease.
 
 On one SQLite file: SecantusDB, the MongoDB server the tests have, serializes the writes
 to a collection at ~15 ms each on this machine, too slow for 2,000 calls in a test run
@@ -17,7 +19,7 @@ import pytest
 
 from switchboard_testing.servers import serving
 from tests.e2e.conftest import Pipeline, dump
-from tests.e2e.test_batches import create_batch, wait_for_batch
+from tests.e2e.test_batches import batch, create_batch, wait_for_batch
 from tests.e2e.test_chaos import completed_webhooks
 from tests.e2e.test_pipeline import sim_dials, unique_numbers
 from tests.support.net import eventually
@@ -36,6 +38,10 @@ PIPELINE_ENV = {
     "SWITCHBOARD_SIM_TALK_SECONDS": "0.1",
     "SWITCHBOARD_SIM_RING_DELAY_SECONDS": "0.05",
     "SWITCHBOARD_SIM_ANSWER_DELAY_SECONDS": "0.05",
+    # A killed dialer's slots come back within seconds, not the default minute.
+    "SWITCHBOARD_SLOT_LEASE_SECONDS": "3",
+    "SWITCHBOARD_SLOT_SWEEP_INTERVAL_SECONDS": "1",
+    "SWITCHBOARD_RECONCILE_QUEUED_AFTER_SECONDS": "5",
 }
 
 
@@ -86,3 +92,38 @@ async def test_a_2000_call_batch_never_has_more_live_calls_than_the_limit(
     webhooks = completed_webhooks(receiver)
     assert len(webhooks) == CALLS
     assert all(len(by_id) == 1 for by_id in webhooks.values())
+
+
+async def test_a_dialer_killed_under_a_limit_loses_nothing_and_its_slots_come_back(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.cli("tenants", "set-limit", "e2e", "--max-concurrent-calls", "5")
+    phones = unique_numbers(120, 25)
+    dialer = pipeline.processes["dialer"]
+    live_seen: list[int] = []
+    async with pipeline.client() as client:
+
+        async def usage() -> dict[str, Any]:
+            body: dict[str, Any] = (await client.get("/v1/usage", timeout=10)).json()
+            live_seen.append(sum(body["by_status"][status] for status in LIVE))
+            return body
+
+        batch_id = await create_batch(client, phones, name="killed")
+
+        async def slots_held() -> bool:
+            return (await usage())["concurrency"]["active"] >= 5
+
+        await eventually(slots_held, within=60, interval=0.1)
+        dialer.kill()  # SIGKILL while it holds slots and calls wait behind them
+        await asyncio.to_thread(dialer.start)
+
+        async def finished() -> bool:
+            await usage()
+            return (await batch(client, batch_id))["counts"]["completed"] == len(phones)
+
+        await eventually(finished, within=240, interval=0.3)
+        final = await usage()
+    assert max(live_seen) <= 5, live_seen
+    assert final["concurrency"]["active"] == 0  # no slot left behind
+    dials = await sim_dials(pipeline)
+    assert all(dials[phone] == 1 for phone in phones), {p: dials[p] for p in phones}
