@@ -1,8 +1,8 @@
 """A 2,000-call batch under a tenant limit of 20, every service its own process on
 RabbitMQ: never more than 20 live calls (sampled), every call terminal and dialed once,
 one `call.completed` webhook each. And a dialer SIGKILLed while it holds the slots of a
-batch under a limit of 5: nothing lost or dialed twice, the limit still held, the dead
-dialer's slots back within their lease.
+batch under a limit of 5: nothing lost or dialed twice, the limit still held, and every
+slot given back in the end.
 
 On one SQLite file: SecantusDB, the MongoDB server the tests have, serializes the writes
 to a collection at ~15 ms each on this machine, too slow for 2,000 calls in a test run
