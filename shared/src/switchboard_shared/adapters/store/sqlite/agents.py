@@ -21,7 +21,7 @@ class SqliteAgentStore(OnSqlite):
         await self._db.run(lambda c: c.execute(_UPSERT, row))
 
     async def get_agent(self, key: str) -> Agent | None:
-        return await self._db.run(lambda c: select_one(c, AGENTS, "key = ?", (key,)))
+        return await self._db.read(lambda c: select_one(c, AGENTS, "key = ?", (key,)))
 
     async def list_agents(self) -> list[Agent]:
         sql = "SELECT doc FROM agents ORDER BY key"

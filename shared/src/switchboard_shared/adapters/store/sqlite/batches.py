@@ -108,7 +108,7 @@ class SqliteBatchStore(OnSqlite):
         where, params = "batch_id = ?", [batch_id]
         if tenant_id is not None:
             where, params = "batch_id = ? AND tenant_id = ?", [batch_id, tenant_id]
-        return await self._db.run(lambda c: select_one(c, BATCHES, where, params))
+        return await self._db.read(lambda c: select_one(c, BATCHES, where, params))
 
     async def set_batch_state(
         self, batch_id: str, state: BatchState, *, from_states: frozenset[BatchState]

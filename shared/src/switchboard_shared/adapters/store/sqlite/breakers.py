@@ -23,7 +23,7 @@ class SqliteBreakerStore(OnSqlite):
     """`BreakerStore` on a SQLite database."""
 
     async def get_breaker(self, provider: str) -> ProviderBreaker | None:
-        return await self._db.run(lambda c: select_one(c, BREAKERS, "provider = ?", (provider,)))
+        return await self._db.read(lambda c: select_one(c, BREAKERS, "provider = ?", (provider,)))
 
     async def list_breakers(self) -> list[ProviderBreaker]:
         sql = "SELECT doc FROM provider_breakers ORDER BY provider"

@@ -73,11 +73,11 @@ class SqliteCallStore(OnSqlite):
         params: tuple[str, ...] = (call_id,)
         if tenant_id is not None:
             where, params = "call_id = ? AND tenant_id = ?", (call_id, tenant_id)
-        return await self._db.run(lambda c: select_one(c, CALLS, where, params))
+        return await self._db.read(lambda c: select_one(c, CALLS, where, params))
 
     async def find_call_by_provider_id(self, provider: str, provider_call_id: str) -> Call | None:
         where = "provider = ? AND provider_call_id = ? ORDER BY created_at DESC LIMIT 1"
-        return await self._db.run(
+        return await self._db.read(
             lambda c: select_one(c, CALLS, where, (provider, provider_call_id))
         )
 

@@ -1,10 +1,14 @@
-"""The one SQLite connection a store uses, on the one worker thread that owns it.
+"""The SQLite connections a store uses: the writer, on the one worker thread that owns
+it, and a reader for point lookups on the event loop.
 
 Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction (`immediate`), which
 takes the database's write lock up front, so conditional updates are atomic across
 connections and processes; WAL lets readers go on meanwhile, and `busy_timeout` makes
-writers queue rather than fail. All SQLite work runs on the worker thread, so the event
-loop never blocks on disk or on a lock.
+writers queue rather than fail. Writes and scans run on the worker thread, so the event
+loop never waits on disk or on a lock. A lookup by key (`read`) runs on the loop itself:
+in WAL a reader takes no lock, the page is in the cache, and the two thread hand-offs it
+saves cost more than the lookup (bench/RESULTS.md); one that finds the file busy goes to
+the worker thread.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class SqliteDatabase:
         self._busy_timeout_ms = busy_timeout_ms
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
 
     async def start(self) -> None:
         """Open the file (creating it and its directory), switch to WAL, create tables."""
@@ -62,6 +67,15 @@ class SqliteDatabase:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
+        self._reader = self._open_reader()
+
+    def _open_reader(self) -> sqlite3.Connection:
+        # A short busy timeout: this one blocks the event loop while it waits.
+        reader = sqlite3.connect(
+            self._path, timeout=0.05, isolation_level=None, check_same_thread=False
+        )
+        reader.execute("PRAGMA query_only = ON")
+        return reader
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -84,8 +98,10 @@ class SqliteDatabase:
         return conn
 
     async def close(self) -> None:
-        conn, executor = self._conn, self._executor
-        self._conn, self._executor = None, None
+        conn, executor, reader = self._conn, self._executor, self._reader
+        self._conn, self._executor, self._reader = None, None, None
+        if reader is not None:
+            reader.close()
         if conn is not None and executor is not None:
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
         if executor is not None:
@@ -98,6 +114,20 @@ class SqliteDatabase:
             raise StoreError("the SQLite store is not started")
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, operation, conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {exc}") from exc
+
+    async def read(self, lookup: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `lookup`, a read of a few rows by key, on the reading connection on the
+        event loop; if the file is busy (a checkpoint, a writer in another process
+        recovering), on the worker thread instead. Driver errors become StoreError."""
+        reader = self._reader
+        if reader is None:
+            raise StoreError("the SQLite store is not started")
+        try:
+            return lookup(reader)
+        except sqlite3.OperationalError:
+            return await self.run(lookup)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite: {exc}") from exc
 

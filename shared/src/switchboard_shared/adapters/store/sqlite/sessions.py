@@ -84,7 +84,7 @@ class SqliteSessionStore(OnSqlite):
         where, params = "session_id = ?", [session_id]
         if tenant_id is not None:
             where, params = where + " AND tenant_id = ?", [*params, tenant_id]
-        return await self._db.run(lambda c: select_one(c, SESSIONS, where, params))
+        return await self._db.read(lambda c: select_one(c, SESSIONS, where, params))
 
     async def list_sessions(
         self, tenant_id: str, status: SessionStatus | None, limit: int, offset: int
@@ -158,7 +158,7 @@ class SqliteSessionStore(OnSqlite):
     ) -> Session | None:
         where = "provider = ? AND provider_session_id = ?"
         params = (provider, provider_session_id)
-        return await self._db.run(lambda c: select_one(c, SESSIONS, where, params))
+        return await self._db.read(lambda c: select_one(c, SESSIONS, where, params))
 
     async def fill_session_transcript(
         self, session_id: str, reported: list[TranscriptTurn]

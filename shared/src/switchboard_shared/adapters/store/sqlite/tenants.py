@@ -34,10 +34,10 @@ class SqliteTenantStore(OnSqlite):
         return await self._db.run(op)
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
-        return await self._db.run(lambda c: select_one(c, TENANTS, "tenant_id = ?", (tenant_id,)))
+        return await self._db.read(lambda c: select_one(c, TENANTS, "tenant_id = ?", (tenant_id,)))
 
     async def get_tenant_by_name(self, name: str) -> Tenant | None:
-        return await self._db.run(lambda c: select_one(c, TENANTS, "name = ?", (name,)))
+        return await self._db.read(lambda c: select_one(c, TENANTS, "name = ?", (name,)))
 
     async def add_api_key(self, key: ApiKey) -> ApiKey:
         stored = as_stored(key)
@@ -49,7 +49,7 @@ class SqliteTenantStore(OnSqlite):
         return await self._db.run(op)
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        return await self._db.run(lambda c: select_one(c, API_KEYS, "key_hash = ?", (key_hash,)))
+        return await self._db.read(lambda c: select_one(c, API_KEYS, "key_hash = ?", (key_hash,)))
 
     async def revoke_api_key(self, key_id: str) -> bool:
         def op(conn: sqlite3.Connection) -> bool:

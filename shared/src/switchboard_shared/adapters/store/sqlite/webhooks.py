@@ -79,7 +79,9 @@ class SqliteWebhookStore(OnSqlite):
         return await self._db.run(create)
 
     async def get_webhook_endpoint(self, tenant_id: str) -> WebhookEndpoint | None:
-        return await self._db.run(lambda c: select_one(c, ENDPOINTS, "tenant_id = ?", (tenant_id,)))
+        return await self._db.read(
+            lambda c: select_one(c, ENDPOINTS, "tenant_id = ?", (tenant_id,))
+        )
 
     async def delete_webhook_endpoint(self, tenant_id: str) -> bool:
         sql = "DELETE FROM webhook_endpoints WHERE tenant_id = ?"
@@ -106,7 +108,7 @@ class SqliteWebhookStore(OnSqlite):
         params: tuple[str, ...] = (delivery_id,)
         if tenant_id is not None:
             where, params = "delivery_id = ? AND tenant_id = ?", (delivery_id, tenant_id)
-        return await self._db.run(lambda c: select_one(c, DELIVERIES, where, params))
+        return await self._db.read(lambda c: select_one(c, DELIVERIES, where, params))
 
     async def record_attempt(
         self,
