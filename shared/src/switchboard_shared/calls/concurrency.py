@@ -244,19 +244,7 @@ class Admission:
             bump_sequence=True,
         )
         if woken is None:
-            await self._clear_stale_wait(call)
-            return False
+            return False  # woken by another hand-on, or no longer queued
         CALLS_HANDED_ON.labels(lane_kind(call.waiting_lane or "")).inc()
         await publish_call_event(self._store, self._bus, woken)
         return True
-
-    async def _clear_stale_wait(self, call: Call) -> None:
-        # A call that left `queued` with its wait still marked would stay first in its
-        # lane: ending an attempt clears the wait, this covers older records.
-        current = await self._store.get_call(call.call_id)
-        if current is not None and current.status is not CallStatus.QUEUED:
-            await self._store.update_call(
-                call.call_id,
-                CallChanges(waiting_lane=None, waiting_since=None),
-                guard=CallGuard(statuses=frozenset({current.status})),
-            )
