@@ -5,7 +5,6 @@ MongoDB."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,26 +14,11 @@ from switchboard_shared.domain.call_changes import CallChanges, CallGuard
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 from switchboard_shared.domain.tenants import DEFAULT_MAX_CONCURRENT_CALLS, Tenant
 from switchboard_shared.ports import Store
-from tests.support.stores import STORE_KINDS, StoreKind, open_store
+from tests.support.stores import StoreKind
 
 pytestmark = pytest.mark.timeout(60)
 
 TTL = 3600.0
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> StoreKind:
-    kind: StoreKind = request.param
-    return kind
-
-
-@pytest.fixture
-async def store(
-    store_kind: StoreKind, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Store]:
-    url = request.getfixturevalue("mongodb_url") if store_kind == "mongo" else None
-    async with open_store(store_kind, tmp_path=tmp_path, mongodb_url=url) as started:
-        yield started
 
 
 def ms(moment: datetime) -> datetime:

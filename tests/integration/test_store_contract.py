@@ -8,7 +8,6 @@ import json
 import sqlite3
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -41,28 +40,13 @@ from switchboard_shared.ports import (
     StoreError,
 )
 from switchboard_testing.net import free_port
-from tests.support.stores import STORE_KINDS, StoreKind, open_store
+from tests.support.stores import StoreKind, open_store
 from tests.support.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.timeout(60)
 
 TTL = 3600.0
 QUEUED = frozenset({CallStatus.QUEUED})
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> StoreKind:
-    kind: StoreKind = request.param
-    return kind
-
-
-@pytest.fixture
-async def store(
-    store_kind: StoreKind, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Store]:
-    url = request.getfixturevalue("mongodb_url") if store_kind == "mongo" else None
-    async with open_store(store_kind, tmp_path=tmp_path, mongodb_url=url) as started:
-        yield started
 
 
 def new_call(tenant_id: str = "tenant-a", **fields: object) -> Call:
