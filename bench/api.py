@@ -15,14 +15,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,8 @@ class Figures:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers and socket errors
+    requests: int = 0  # answered in the run (wrk's count)
+    cpu_ms_per_request: float | None = None  # the served process's CPU, when known
 
 
 def ensure_wrk() -> str:
@@ -93,7 +97,15 @@ def wrk(
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(non_2xx.group(1)) if non_2xx else 0
     errors += sum(int(g) for g in socket.groups()) if socket else 0
-    return Figures(name, rate, _percentile(out, "50%"), _percentile(out, "99%"), errors)
+    total = re.search(r"(\d+) requests in", out)
+    return Figures(
+        name,
+        rate,
+        _percentile(out, "50%"),
+        _percentile(out, "99%"),
+        errors,
+        requests=int(total.group(1)) if total else 0,
+    )
 
 
 def _percentile(out: str, which: str) -> float:
@@ -172,6 +184,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--steady-rate", type=float, default=200)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the api under POST and GET load with py-spy (collapsed stacks in DIR)",
+    )
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]
@@ -226,13 +244,17 @@ def main() -> None:
                     name="anchor POST",
                     **common,
                 ),
-                wrk(
-                    f"{api.url}/v1/calls",
-                    method="POST",
-                    headers=auth,
-                    body=body,
-                    name="api POST",
-                    **common,
+                measured(
+                    api,
+                    args.profile,
+                    lambda: wrk(
+                        f"{api.url}/v1/calls",
+                        method="POST",
+                        headers=auth,
+                        body=body,
+                        name="api POST",
+                        **common,
+                    ),
                 ),
                 wrk(
                     f"{anchor_url}/v1/calls/{call_id}",
@@ -242,13 +264,17 @@ def main() -> None:
                     name="anchor GET",
                     **common,
                 ),
-                wrk(
-                    f"{api.url}/v1/calls/{call_id}",
-                    method="GET",
-                    headers=auth,
-                    body=None,
-                    name="api GET",
-                    **common,
+                measured(
+                    api,
+                    args.profile,
+                    lambda: wrk(
+                        f"{api.url}/v1/calls/{call_id}",
+                        method="GET",
+                        headers=auth,
+                        body=None,
+                        name="api GET",
+                        **common,
+                    ),
                 ),
             ]
             results.append(
@@ -263,15 +289,78 @@ def main() -> None:
             loop.close()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU of process `pid` (its threads included) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(api: ServiceProcess, profile: Path | None, load: Callable[[], Figures]) -> Figures:
+    """Run `load` against `api`, adding the api's CPU per request; with `profile`, under
+    py-spy (collapsed stacks, `<name>.txt`, for flamegraph.pl or speedscope)."""
+    assert api.process is not None
+    pid = api.process.pid
+    spy = None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        spy = subprocess.Popen(
+            [
+                *py_spy(),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--threads",
+                "--output",
+                str(profile / "api.pending.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)  # py-spy attaches
+    before = process_cpu_seconds(pid)
+    figures = load()
+    cpu = process_cpu_seconds(pid) - before
+    if spy is not None and profile is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
+        (profile / "api.pending.txt").rename(profile / f"{figures.name.replace(' ', '-')}.txt")
+    if figures.requests:
+        figures.cpu_ms_per_request = cpu * 1000 / figures.requests
+    return figures
+
+
+def py_spy() -> list[str]:
+    """py-spy, installed into a throwaway virtualenv on first use (a profiler, not a
+    dependency of the project)."""
+    found = shutil.which("py-spy")
+    if found:
+        return [found]
+    venv = Path(tempfile.gettempdir()) / "switchboard-py-spy"
+    binary = venv / "bin" / "py-spy"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "py-spy"], check=True)
+    return [str(binary)]
+
+
 def report(results: list[Figures], args: argparse.Namespace) -> None:
     by_name = {r.name: r for r in results}
     print(
         f"\nAPI alone, store {args.store}, RabbitMQ; wrk -t2 -c{args.connections}, "
         f"{args.seconds} s each"
     )
-    print(f"{'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>10}"
+    )
     for r in results:
-        print(f"{r.name:<16} {r.rate:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+        cpu = "" if r.cpu_ms_per_request is None else f"{r.cpu_ms_per_request:.2f}"
+        print(
+            f"{r.name:<16} {r.rate:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {cpu:>10}"
+        )
     post = by_name["api POST"].rate / by_name["anchor POST"].rate
     get = by_name["api GET"].rate / by_name["anchor GET"].rate
     print(f"ratio POST api/anchor: {post:.2f} (goal >= 0.5)")

@@ -63,7 +63,7 @@ def parts(p: Pipeline) -> tuple[CallDialer, CallWatchdog]:
 async def lost_request(p: Pipeline, **fields: object) -> Call:
     """A queued call whose `call.requested` was published, then lost in the broker."""
     call = await queued_call(p.store, **fields)
-    await p.store.mark_published(call.call_id, call.sequence)
+    await p.store.mark_published([(call.call_id, call.sequence)])
     aged = await p.store.update_call(call.call_id, CallChanges(updated_at=utcnow() - LONG_AGO))
     assert aged is not None
     assert not aged.publish_pending
@@ -129,7 +129,7 @@ async def test_a_queued_call_whose_request_was_lost_is_redriven_and_dialed_once(
 async def test_recent_queued_calls_and_live_claims_are_left_alone(pipeline: Pipeline) -> None:
     _, watchdog = parts(pipeline)
     fresh = await queued_call(pipeline.store)
-    await pipeline.store.mark_published(fresh.call_id, fresh.sequence)
+    await pipeline.store.mark_published([(fresh.call_id, fresh.sequence)])
     claimed = await lost_request(pipeline)
     await pipeline.store.update_call(
         claimed.call_id,

@@ -394,7 +394,7 @@ async def test_update_call_keeps_an_explicit_updated_at(store: Store) -> None:
 async def test_bump_sequence_and_mark_published_form_an_outbox(store: Store) -> None:
     call, _ = await store.insert_call(new_call(), TTL)
     assert (call.sequence, call.publish_pending) == (1, True)
-    await store.mark_published(call.call_id, 1)
+    await store.mark_published([(call.call_id, 1)])
     published = await store.get_call(call.call_id)
     assert published is not None
     assert not published.publish_pending
@@ -410,16 +410,38 @@ async def test_bump_sequence_and_mark_published_form_an_outbox(store: Store) -> 
     again = await store.update_call(call.call_id, CallChanges(duration=5), bump_sequence=True)
     assert again is not None
     assert again.sequence == 3
-    await store.mark_published(call.call_id, 2)  # stale: sequence 3 stays pending
+    await store.mark_published([(call.call_id, 2)])  # stale: sequence 3 stays pending
     pending = await store.get_call(call.call_id)
     assert pending is not None
     assert pending.publish_pending
-    await store.mark_published(call.call_id, 3)
+    await store.mark_published([(call.call_id, 3)])
     done = await store.get_call(call.call_id)
     assert done is not None
     assert not done.publish_pending
     assert done.sequence == 3
-    await store.mark_published("missing", 1)
+    await store.mark_published([("missing", 1)])
+
+
+async def test_mark_published_clears_many_calls_in_one_write_but_not_a_newer_sequence(
+    store: Store,
+) -> None:
+    first, _ = await store.insert_call(new_call(), TTL)
+    second, _ = await store.insert_call(new_call(), TTL)
+    moved, _ = await store.insert_call(new_call(), TTL)
+    await store.update_call(moved.call_id, CallChanges(duration=1), bump_sequence=True)
+    await store.mark_published(
+        [(first.call_id, 1), (second.call_id, 1), (moved.call_id, 1), ("missing", 1)]
+    )
+    calls = {c: await store.get_call(c) for c in (first.call_id, second.call_id, moved.call_id)}
+    assert {c: (x.publish_pending if x else None) for c, x in calls.items()} == {
+        first.call_id: False,
+        second.call_id: False,
+        moved.call_id: True,
+    }
+    # The whole record agrees with its flag (SQLite keeps it twice: column and document).
+    pending = await store.find_calls(publish_pending=True)
+    assert [c.call_id for c in pending if c.call_id in calls] == [moved.call_id]
+    await store.mark_published([])
 
 
 async def test_concurrent_conditional_updates_have_one_winner(store: Store) -> None:
@@ -454,7 +476,7 @@ async def test_find_calls_oldest_update_first(store: Store) -> None:
         assert updated is not None
         stale.append(updated)
     fresh, _ = await store.insert_call(new_call("tenant-b"), TTL)
-    await store.mark_published(stale[0].call_id, 1)
+    await store.mark_published([(stale[0].call_id, 1)])
 
     active = frozenset({CallStatus.DIALING, CallStatus.RINGING})
     found = await store.find_calls(statuses=active)

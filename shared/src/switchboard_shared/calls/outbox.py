@@ -96,7 +96,7 @@ async def publish_call_event(store: CallStore, bus: Bus, call: Call) -> bool:
             )
             return False
         MESSAGES_PUBLISHED.labels(event.type).inc()
-    await store.mark_published(call.call_id, call.sequence)
+    await store.mark_published([(call.call_id, call.sequence)])
     return True
 
 

@@ -4,7 +4,7 @@ driver."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -141,9 +141,10 @@ class CallStore(Protocol):
         failed.
         """
 
-    async def mark_published(self, call_id: str, sequence: int) -> None:
-        """Clear `publish_pending` if the call's sequence is still `sequence` (an event
-        for a newer sequence stays pending until its own publish is confirmed)."""
+    async def mark_published(self, published: Sequence[tuple[str, int]]) -> None:
+        """For each `(call_id, sequence)`, clear the call's `publish_pending` if its
+        sequence is still `sequence` (an event for a newer sequence stays pending until
+        its own publish is confirmed). One write for them all."""
 
     async def find_calls(
         self,

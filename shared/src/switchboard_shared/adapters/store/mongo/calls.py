@@ -6,11 +6,11 @@ guard, so it is atomic on the server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_shared.adapters.store.common.calls import (
@@ -155,12 +155,17 @@ class MongoCallStore(OnMongo):
             )
         return from_document(Call, found)
 
-    async def mark_published(self, call_id: str, sequence: int) -> None:
-        with driver_errors():
-            await self._db.collection("calls").update_one(
+    async def mark_published(self, published: Sequence[tuple[str, int]]) -> None:
+        writes = [
+            UpdateOne(
                 {"_id": call_id, "sequence": sequence, "publish_pending": True},
                 {"$set": {"publish_pending": False}},
             )
+            for call_id, sequence in published
+        ]
+        if writes:
+            with driver_errors():
+                await self._db.collection("calls").bulk_write(writes, ordered=False)
 
     async def find_calls(
         self,
