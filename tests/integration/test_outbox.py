@@ -8,10 +8,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from switchboard_shared.adapters.bus.inprocess import InProcessBus
 from switchboard_shared.calls.events import Event, EventType
-from switchboard_shared.calls.outbox import OutboxRelay, event_id, publish_call_event, transition
+from switchboard_shared.calls.outbox import (
+    DeferredPublisher,
+    OutboxRelay,
+    event_id,
+    publish_call_event,
+    transition,
+)
 from switchboard_shared.domain.call_changes import CallChanges
 from switchboard_shared.domain.calls import Call, CallStatus, utcnow
 from switchboard_shared.ports import PublishError, Store, Subscription
@@ -267,3 +274,50 @@ async def test_a_final_attempt_whose_completion_was_not_confirmed_is_relayed_who
     assert first.data["status"] == "no_answer"
     assert len(first.data["attempts"]) == 1
     assert not (await pending(store, call.call_id)).publish_pending
+
+
+# --- the API's deferred publish ----------------------------------------------------------
+
+
+async def test_the_deferred_publisher_publishes_each_submitted_call_once_and_clears_it(
+    store: Store, bus_and_log: tuple[BreakableBus, EventLog]
+) -> None:
+    bus, log = bus_and_log
+    publisher = DeferredPublisher(store, bus, batch_size=7)
+    calls = [await queued_call(store, phone=f"+99670000{i:04d}") for i in range(30)]
+    for call in calls:
+        publisher.submit(call)
+    await publisher.flush()
+
+    for call in calls:
+        assert not (await pending(store, call.call_id)).publish_pending
+    await eventually(lambda: _has(log, len(calls)))
+    assert sorted(e.id for e in log.events) == sorted(event_id(c.call_id, 1) for c in calls)
+    assert {e.type for e in log.events} == {EventType.CALL_REQUESTED}
+
+
+async def test_what_the_deferred_publisher_could_not_publish_stays_for_the_relay(
+    store: Store, bus_and_log: tuple[BreakableBus, EventLog]
+) -> None:
+    bus, log = bus_and_log
+    publisher = DeferredPublisher(store, bus, max_waiting=2)
+    calls = [await queued_call(store, phone=f"+99670001{i:04d}") for i in range(3)]
+    left = REGISTRY.get_sample_value("switchboard_outbox_left_to_relay_total") or 0
+    bus.down = True
+    for call in calls:  # no await between: the third finds two waiting and is not queued
+        publisher.submit(call)
+    await publisher.flush()
+
+    assert REGISTRY.get_sample_value("switchboard_outbox_left_to_relay_total") == left + 1
+    for call in calls:
+        assert (await pending(store, call.call_id)).publish_pending
+    assert log.events == []
+
+    bus.down = False
+    assert await OutboxRelay(store, bus, min_age=0).run_once() == 3
+    await eventually(lambda: _has(log, 3))
+    assert sorted(e.id for e in log.events) == sorted(event_id(c.call_id, 1) for c in calls)
+
+
+async def _has(log: EventLog, count: int) -> bool:
+    return len(log.events) >= count

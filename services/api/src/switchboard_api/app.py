@@ -25,6 +25,7 @@ from switchboard_api.routes import (
     usage,
     webhooks,
 )
+from switchboard_shared.calls.outbox import DeferredPublisher
 from switchboard_shared.http.error_handling import install_error_handlers
 from switchboard_shared.http.errors import error_response
 from switchboard_shared.http.ops import Readiness, ops_router
@@ -70,6 +71,8 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.bus = bus
+    # New calls' events are published after the 201 (the outbox keeps them till then).
+    app.state.publisher = DeferredPublisher(store, bus)
     app.state.providers = dict(providers or {})
     app.state.readiness = readiness or Readiness.of(store, bus)
     app.state.rate_limiter = (

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from switchboard_api.auth import bearer_scheme, caller_of
 from switchboard_api.rate_limit import TenantRateLimiter
+from switchboard_shared.calls.outbox import DeferredPublisher
 from switchboard_shared.domain.tenants import Tenant
 from switchboard_shared.http.errors import ApiError
 from switchboard_shared.ports import Bus, Provider, Store
@@ -37,6 +38,10 @@ async def get_bus(request: Request) -> Bus:
     return cast(Bus, request.app.state.bus)
 
 
+async def get_publisher(request: Request) -> DeferredPublisher:
+    return cast(DeferredPublisher, request.app.state.publisher)
+
+
 async def get_providers(request: Request) -> Mapping[str, Provider]:
     return cast(Mapping[str, Provider], request.app.state.providers)
 
@@ -48,6 +53,7 @@ PageLimit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 PageCursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 StoreDep = Annotated[Store, Depends(get_store)]
 BusDep = Annotated[Bus, Depends(get_bus)]
+PublisherDep = Annotated[DeferredPublisher, Depends(get_publisher)]
 
 
 async def current_tenant(

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from switchboard_api.app import create_app
+from switchboard_shared.calls.outbox import DeferredPublisher
 from switchboard_shared.runtime.bootstrap import Components
 from switchboard_shared.runtime.operator import load_agents_file
-from switchboard_shared.runtime.process import ServiceParts
+from switchboard_shared.runtime.process import ServiceParts, Worker
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,18 @@ def parts(components: Components) -> ServiceParts:
         bus=components.bus,
         providers=components.providers,
     )
-    return ServiceParts(name="api", root_app=app, startup=[_agents_loader(components)])
+    publisher: DeferredPublisher = app.state.publisher
+    return ServiceParts(
+        name="api",
+        root_app=app,
+        startup=[_agents_loader(components)],
+        # Stopped once the server has answered its last request, before the bus closes.
+        workers=[Worker("deferred-publisher", _nothing_to_start, publisher.flush)],
+    )
+
+
+async def _nothing_to_start() -> None:
+    """The publisher starts on its first call."""
 
 
 def _agents_loader(components: Components) -> Callable[[], Awaitable[None]]:

@@ -10,7 +10,9 @@ consumers drop it as a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from datetime import timedelta
 
 from switchboard_shared.calls.attempts import attempt_end_changes
@@ -21,6 +23,7 @@ from switchboard_shared.observability.metrics import (
     CALLS_CREATED_TO_ENDED_SECONDS,
     CALLS_ENDED,
     MESSAGES_PUBLISHED,
+    OUTBOX_LEFT_TO_RELAY,
     OUTBOX_REPUBLISHED,
     PUBLISH_FAILURES,
     REDIALS_SCHEDULED,
@@ -84,6 +87,13 @@ async def publish_call_event(store: CallStore, bus: Bus, call: Call) -> bool:
     Returns False when the broker did not confirm one: the sequence stays pending for the
     relay, which publishes them all again (the same ids: receivers drop the repeat).
     """
+    if not await _publish_events(bus, call):
+        return False
+    await store.mark_published([(call.call_id, call.sequence)])
+    return True
+
+
+async def _publish_events(bus: Bus, call: Call) -> bool:
     for event in events_for(call):
         try:
             await bus.publish(event)
@@ -96,8 +106,63 @@ async def publish_call_event(store: CallStore, bus: Bus, call: Call) -> bool:
             )
             return False
         MESSAGES_PUBLISHED.labels(event.type).inc()
-    await store.mark_published([(call.call_id, call.sequence)])
     return True
+
+
+class DeferredPublisher:
+    """Publishes the events of calls just stored, once their request has been answered.
+
+    A call is stored with its event pending (`publish_pending`) before the 201, so the
+    event is never lost: this publishes it milliseconds later, many calls at a time (their
+    confirms pipelined on the channel, one store write clearing their flags), and the
+    relay publishes whatever a broker outage or a killed process left pending. The
+    request path waits neither for the broker's confirm nor for that second write.
+
+    The publishing task starts on the first `submit` and ends when nothing waits, so the
+    publisher needs no start; `flush` (at shutdown) waits until what was submitted is
+    published or left to the relay.
+    """
+
+    def __init__(
+        self, store: CallStore, bus: Bus, *, max_waiting: int = 10_000, batch_size: int = 100
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._max_waiting = max_waiting
+        self._batch_size = batch_size
+        self._waiting: deque[Call] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, call: Call) -> None:
+        """Publish `call`'s pending events soon; beyond `max_waiting` calls waiting (the
+        broker slow or away), they are left to the relay."""
+        if len(self._waiting) >= self._max_waiting:
+            OUTBOX_LEFT_TO_RELAY.inc()
+            return
+        self._waiting.append(call)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._publish_waiting(), name="deferred-publisher"
+            )
+
+    async def flush(self) -> None:
+        """Wait until every call submitted so far is published (or left to the relay)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _publish_waiting(self) -> None:
+        while self._waiting:
+            batch = [
+                self._waiting.popleft() for _ in range(min(self._batch_size, len(self._waiting)))
+            ]
+            try:
+                confirmed = await asyncio.gather(*(_publish_events(self._bus, c) for c in batch))
+                await self._store.mark_published(
+                    [(c.call_id, c.sequence) for c, ok in zip(batch, confirmed, strict=True) if ok]
+                )
+            except Exception:
+                # Still pending in the store: the relay publishes them (the same ids).
+                log.exception("deferred publish of %d calls failed", len(batch))
 
 
 async def transition(

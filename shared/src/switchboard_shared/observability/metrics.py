@@ -99,6 +99,11 @@ CALLBACKS_RECEIVED = Counter(
 OUTBOX_REPUBLISHED = Counter(
     "switchboard_outbox_republished_total", "Events the outbox relay published again"
 )
+OUTBOX_LEFT_TO_RELAY = Counter(
+    "switchboard_outbox_left_to_relay_total",
+    "New calls whose event the API did not publish itself (too many waiting to be"
+    " published, the broker slow or away): the outbox relay publishes them",
+)
 WATCHDOG_ENDED = Counter(
     "switchboard_watchdog_calls_total",
     "Calls the reconciler acted on by outcome (provider_answer, provider_timeout, redriven)",

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Header, Query, Response
 from opentelemetry import propagate
 
 from switchboard_api.call_requests import build_call
-from switchboard_api.deps import BusDep, PageCursor, PageLimit, SettingsDep, StoreDep, TenantDep
+from switchboard_api.deps import (
+    BusDep,
+    PageCursor,
+    PageLimit,
+    PublisherDep,
+    SettingsDep,
+    StoreDep,
+    TenantDep,
+)
 from switchboard_api.error_codes import (
     BROKER_UNAVAILABLE,
     CALL_NOT_CANCELABLE,
@@ -89,7 +97,7 @@ async def create_call(
     body: CreateCallRequest,
     tenant: TenantDep,
     store: StoreDep,
-    bus: BusDep,
+    publisher: PublisherDep,
     settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[
@@ -127,8 +135,8 @@ async def create_call(
     if created:
         CALLS_CREATED.labels(stored.agent).inc()
         if stored.publish_pending:
-            # False means the broker is down: the event stays pending for the relay.
-            await outbox.publish_call_event(store, bus, stored)
+            # Stored pending, so never lost: published just after this answer.
+            publisher.submit(stored)
     else:
         response.headers["Idempotent-Replayed"] = "true"
     # The original response of a replay is the creation's: the call was queued then, or
