@@ -3,6 +3,7 @@ publishes the event for the call's current state later, under its deterministic 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -321,3 +322,25 @@ async def test_what_the_deferred_publisher_could_not_publish_stays_for_the_relay
 
 async def _has(log: EventLog, count: int) -> bool:
     return len(log.events) >= count
+
+
+async def test_a_flush_that_the_broker_does_not_confirm_in_time_leaves_the_rest_to_the_relay(
+    store: Store, bus_and_log: tuple[BreakableBus, EventLog]
+) -> None:
+    bus, _ = bus_and_log
+    confirms = asyncio.Event()  # never set: the broker takes every publish, confirms none
+
+    class SlowBus(BreakableBus):
+        async def publish(self, event: Event, headers: Mapping[str, str] | None = None) -> None:
+            await confirms.wait()
+
+    publisher = DeferredPublisher(store, SlowBus(bus._inner), flush_seconds=0.5)
+    calls = [await queued_call(store, phone=f"+99670002{i:04d}") for i in range(3)]
+    for call in calls:
+        publisher.submit(call)
+    started = asyncio.get_running_loop().time()
+    await publisher.flush()
+    assert asyncio.get_running_loop().time() - started < 5
+    for call in calls:
+        assert (await pending(store, call.call_id)).publish_pending
+    assert await OutboxRelay(store, bus, min_age=0).run_once() == 3

@@ -124,12 +124,19 @@ class DeferredPublisher:
     """
 
     def __init__(
-        self, store: CallStore, bus: Bus, *, max_waiting: int = 10_000, batch_size: int = 100
+        self,
+        store: CallStore,
+        bus: Bus,
+        *,
+        max_waiting: int = 10_000,
+        batch_size: int = 100,
+        flush_seconds: float = 10.0,
     ) -> None:
         self._store = store
         self._bus = bus
         self._max_waiting = max_waiting
         self._batch_size = batch_size
+        self._flush_seconds = flush_seconds
         self._waiting: deque[Call] = deque()
         self._task: asyncio.Task[None] | None = None
 
@@ -146,9 +153,19 @@ class DeferredPublisher:
             )
 
     async def flush(self) -> None:
-        """Wait until every call submitted so far is published (or left to the relay)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        """Wait until every call submitted so far is published (or left to the relay);
+        after `flush_seconds` (a broker too slow to confirm) stop, leaving the rest to
+        the relay: a drain must not outlast the grace period for events that are safe."""
+        try:
+            async with asyncio.timeout(self._flush_seconds):
+                while self._task is not None and not self._task.done():
+                    await asyncio.shield(self._task)
+        except TimeoutError:
+            log.warning("%d calls' events left to the outbox relay", len(self._waiting))
+            self._waiting.clear()
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
 
     async def _publish_waiting(self) -> None:
         while self._waiting:
