@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -184,6 +185,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--steady-rate", type=float, default=200)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
+    parser.add_argument(
+        "--stored",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first store N calls for the tenant (POST /v1/batches, 100,000 a request), "
+        "so the figures show what the store's size costs (issue goal: flat from 10,000 "
+        "to 1,000,000)",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -230,6 +241,8 @@ def main() -> None:
                     break
                 time.sleep(0.1)
             auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            if args.stored:
+                seed_calls(api.url, key, args.stored)
             created = httpx.post(f"{api.url}/v1/calls", json=BODY, headers=auth, timeout=10)
             created.raise_for_status()
             call_id = created.json()["call_id"]
@@ -281,12 +294,37 @@ def main() -> None:
                 asyncio.run(steady(f"{api.url}/v1/calls", auth, args.steady_rate, args.seconds))
             )
             report(results, args)
+            if args.json:
+                figures = {"args": {k: str(v) for k, v in vars(args).items()}}
+                figures["results"] = [dataclasses.asdict(r) for r in results]
+                args.json.write_text(json.dumps(figures, indent=2))
         finally:
             api.stop()
             anchor.terminate()
             anchor.wait(timeout=10)
             loop.run_until_complete(binding.__aexit__(None, None, None))
             loop.close()
+
+
+def seed_calls(api_url: str, key: str, count: int) -> None:
+    """Store `count` calls for the tenant as a client would: CSV batches of up to
+    100,000 distinct numbers (the batch calls stay `scheduled`: no dialer runs)."""
+    started = time.perf_counter()
+    per_batch = 100_000
+    with httpx.Client(
+        base_url=api_url, headers={"Authorization": f"Bearer {key}"}, timeout=600
+    ) as client:
+        for offset in range(0, count, per_batch):
+            rows = min(per_batch, count - offset)
+            body = "phone\n" + "".join(f"+99670{offset + i:07d}\n" for i in range(rows))
+            response = client.post(
+                "/v1/batches",
+                params={"agent": "altynai"},
+                content=body.encode(),
+                headers={"Content-Type": "text/csv"},
+            )
+            response.raise_for_status()
+    print(f"stored {count} calls in {time.perf_counter() - started:.1f} s")
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -351,7 +389,7 @@ def report(results: list[Figures], args: argparse.Namespace) -> None:
     by_name = {r.name: r for r in results}
     print(
         f"\nAPI alone, store {args.store}, RabbitMQ; wrk -t2 -c{args.connections}, "
-        f"{args.seconds} s each"
+        f"{args.seconds} s each; {args.stored} calls stored before"
     )
     print(
         f"{'target':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>10}"
