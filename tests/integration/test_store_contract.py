@@ -16,6 +16,13 @@ from urllib.parse import quote
 
 import pytest
 
+from switchboard_shared.adapters.store.common.deliveries import (
+    BY_CALL,
+    BY_EVENT,
+    BY_STATUS,
+    BY_TENANT,
+    delivery_listing_index,
+)
 from switchboard_shared.adapters.store.common.paging import Position, encode_cursor
 from switchboard_shared.adapters.store.common.records import as_stored
 from switchboard_shared.adapters.store.sqlite import SqliteStore
@@ -1375,6 +1382,110 @@ async def test_mongo_due_deliveries_are_served_by_an_index(
         assert "COLLSCAN" not in names, explained
         scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
         assert {stage.get("indexName") for stage in scans} == {"deliveries_by_due"}, explained
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+        await store.close()
+
+
+# Listings of a tenant's deliveries by event (the notifier's, on every event), call and
+# status each read an index of their own, in the listing's order: no sort, no walk of
+# the tenant's whole log.
+DELIVERY_LISTINGS = {
+    "event": (DeliveryFilter(event_id="evt_3", status=DeliveryStatus.FAILED), BY_EVENT),
+    "call": (DeliveryFilter(call_id="call-4"), BY_CALL),
+    "status": (DeliveryFilter(status=DeliveryStatus.FAILED), BY_STATUS),
+    "tenant": (DeliveryFilter(), BY_TENANT),
+}
+
+
+async def _listed_deliveries(store: Store, filters: DeliveryFilter) -> None:
+    """Twelve deliveries of two tenants; the listing finds exactly the matching ones."""
+    for i in range(12):
+        await store.create_delivery(
+            new_delivery(
+                tenant_id="tenant-b" if i % 3 == 2 else "tenant-a",
+                event_id=f"evt_{i % 6}",
+                call_id=f"call-{i % 5}",
+                url=f"https://a.example/hook{i}",
+                status=DeliveryStatus.FAILED if i % 4 >= 2 else DeliveryStatus.PENDING,
+            )
+        )
+    page = await store.list_deliveries("tenant-a", filters, 50, None)
+    everything = await store.list_deliveries("tenant-a", DeliveryFilter(), 50, None)
+    expected = [
+        d.delivery_id
+        for d in everything.deliveries
+        if all(
+            getattr(d, field) == value
+            for field, value in filters.model_dump(exclude_none=True).items()
+        )
+    ]
+    assert [d.delivery_id for d in page.deliveries] == expected
+    assert expected or filters == DeliveryFilter(), "the case matches some deliveries"
+
+
+@pytest.mark.parametrize("case", list(DELIVERY_LISTINGS))
+async def test_sqlite_delivery_listings_read_their_own_index(tmp_path: Path, case: str) -> None:
+    filters, index = DELIVERY_LISTINGS[case]
+    assert delivery_listing_index(filters) == index
+    path = tmp_path / "plan.db"
+    store = SqliteStore(path)
+    await store.start()
+    try:
+        await _listed_deliveries(store, filters)
+    finally:
+        await store.close()
+    clauses = " AND ".join(
+        f"{field} = ?" for field in ("tenant_id", *filters.model_dump(exclude_none=True))
+    )
+    with closing(sqlite3.connect(path)) as conn:
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT doc FROM deliveries INDEXED BY {index} "  # noqa: S608
+                f"WHERE {clauses} ORDER BY created_at DESC, delivery_id DESC LIMIT 10",
+                ["x"] * (clauses.count("?")),
+            )
+        )
+    assert f"USING INDEX {index}" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize("case", list(DELIVERY_LISTINGS))
+async def test_mongo_delivery_listings_read_their_own_index(
+    mongodb_url: str, unique_name: str, case: str
+) -> None:
+    from pymongo import AsyncMongoClient
+
+    from switchboard_shared.adapters.store.mongo import MongoStore
+    from switchboard_shared.adapters.store.mongo.queries import delivery_list_queries
+
+    filters, index = DELIVERY_LISTINGS[case]
+    store = MongoStore(mongodb_url, unique_name)
+    await store.start()
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        await _listed_deliveries(store, filters)
+        [query] = delivery_list_queries("tenant-a", filters, None, 11)
+        explained = await client[unique_name].command(
+            "explain",
+            {
+                "find": "deliveries",
+                "filter": query.filter,
+                "sort": dict(query.sort),
+                "limit": 11,
+                "hint": query.hint,
+            },
+            verbosity="queryPlanner",
+        )
+        stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+        names = [stage["stage"] for stage in stages]
+        # No check for a SORT stage: SecantusDB sorts after any index scan (mongod reads
+        # these indexes in the listing's order).
+        assert "COLLSCAN" not in names, explained
+        scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
+        assert {stage.get("indexName") for stage in scans} == {index}, explained
     finally:
         await client.drop_database(unique_name)
         await client.close()

@@ -16,6 +16,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from switchboard_shared.adapters.store.common.deliveries import delivery_listing_index
 from switchboard_shared.adapters.store.common.paging import Position
 from switchboard_shared.adapters.store.common.records import stored_value
 from switchboard_shared.adapters.store.mongo.documents import Document, driver_errors, strip_id
@@ -148,9 +149,10 @@ def delivery_list_queries(
         equal["status"] = filters.status.value
     if filters.event_type is not None:
         equal["event_type"] = filters.event_type
-    return listing_queries(
+    queries = listing_queries(
         equal, "delivery_id", created_after=None, created_before=None, after=after, limit=limit
     )
+    return [replace(query, hint=delivery_listing_index(filters)) for query in queries]
 
 
 def due_delivery_query(now: datetime, limit: int) -> ListingQuery:

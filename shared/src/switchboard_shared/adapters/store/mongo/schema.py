@@ -13,6 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from switchboard_shared.adapters.store.common import deliveries as delivery_indexes
 from switchboard_shared.domain.webhooks import DeliveryStatus
 
 NEWEST_FIRST = ("created_at", DESCENDING)
@@ -208,7 +209,24 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel(
             [("tenant_id", ASCENDING), NEWEST_FIRST, ("delivery_id", DESCENDING)],
-            name="deliveries_by_tenant_created",
+            name=delivery_indexes.BY_TENANT,
+        ),
+        # Listings by event (the notifier, on every event), call and status.
+        *(
+            IndexModel(
+                [
+                    ("tenant_id", ASCENDING),
+                    (field, ASCENDING),
+                    NEWEST_FIRST,
+                    ("delivery_id", DESCENDING),
+                ],
+                name=name,
+            )
+            for field, name in (
+                ("event_id", delivery_indexes.BY_EVENT),
+                ("call_id", delivery_indexes.BY_CALL),
+                ("status", delivery_indexes.BY_STATUS),
+            )
         ),
         # The retry scheduler's "pending deliveries due before T, oldest due first".
         IndexModel(

@@ -168,6 +168,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_tenant_created
     ON deliveries (tenant_id, created_at DESC, delivery_id DESC);
+-- Listings by event (the notifier, on every event), call and status: without these the
+-- tenant's whole delivery log was walked in created order to find them.
+CREATE INDEX IF NOT EXISTS deliveries_by_tenant_event
+    ON deliveries (tenant_id, event_id, created_at DESC, delivery_id DESC);
+CREATE INDEX IF NOT EXISTS deliveries_by_tenant_call
+    ON deliveries (tenant_id, call_id, created_at DESC, delivery_id DESC);
+CREATE INDEX IF NOT EXISTS deliveries_by_tenant_status
+    ON deliveries (tenant_id, status, created_at DESC, delivery_id DESC);
 CREATE INDEX IF NOT EXISTS deliveries_by_due
     ON deliveries (status, next_attempt_at, delivery_id);
 """

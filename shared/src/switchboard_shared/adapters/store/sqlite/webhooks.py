@@ -7,6 +7,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from switchboard_shared.adapters.store.common.deliveries import delivery_listing_index
 from switchboard_shared.adapters.store.common.paging import (
     Position,
     check_limit,
@@ -194,13 +195,16 @@ class SqliteWebhookStore(OnSqlite):
                 where.append(f"{column} = ?")
                 params.append(value)
 
+        index = delivery_listing_index(filters)
+
         async def fetch(after: Position | None, count: int) -> list[Delivery]:
             clauses, values = list(where), list(params)
             if after is not None:
                 clauses.append("(created_at, delivery_id) < (?, ?)")
                 values += [to_millis(after.created_at), after.id]
             sql = (
-                f"SELECT doc FROM deliveries WHERE {' AND '.join(clauses)} "  # noqa: S608
+                f"SELECT doc FROM deliveries INDEXED BY {index} "  # noqa: S608
+                f"WHERE {' AND '.join(clauses)} "
                 "ORDER BY created_at DESC, delivery_id DESC LIMIT ?"
             )
             return await self._db.run(lambda c: select_all(c, Delivery, sql, [*values, count]))
