@@ -10,15 +10,17 @@ from switchboard_ingest.callbacks import CallbackIngest
 from switchboard_ingest.session_callbacks import SessionCallbackIngest
 
 
+# `async def` though they never await: FastAPI runs a plain `def` dependency in its
+# thread pool, a thread hop per callback.
 # app.state is untyped: the service's parts put the ingest there, so the cast holds.
-def get_ingest(request: Request) -> CallbackIngest:
+async def get_ingest(request: Request) -> CallbackIngest:
     return cast(CallbackIngest, request.app.state.ingest)
 
 
 IngestDep = Annotated[CallbackIngest, Depends(get_ingest)]
 
 
-def get_session_ingest(request: Request) -> SessionCallbackIngest:
+async def get_session_ingest(request: Request) -> SessionCallbackIngest:
     return cast(SessionCallbackIngest, request.app.state.session_ingest)
 
 
