@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
 from switchboard_provider_sim import create_app
+from switchboard_provider_sim.callbacks import MAX_IN_FLIGHT
 from switchboard_shared.calls.callback_signing import SWITCHBOARD, VOCODE, VOXPRIA
 from switchboard_shared.runtime.settings import ProviderSettings, Settings
 from switchboard_testing.net import free_port
@@ -698,6 +699,48 @@ async def test_hundreds_of_simultaneous_calls_all_complete(
         return ids <= done
 
     await eventually(all_completed, within=60, interval=0.2)
+
+
+async def test_callbacks_in_flight_are_bounded_and_each_calls_arrive_in_order() -> None:
+    in_flight = 0
+    most_in_flight = 0
+    statuses: dict[str, list[str]] = {}
+    slow = FastAPI()
+
+    @slow.post("/{path:path}")
+    async def receive(request: Request) -> Response:
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        body = json.loads(await request.body())
+        await asyncio.sleep(0.05)  # a receiver slower than the callbacks come
+        statuses.setdefault(body["provider_call_id"], []).append(body["status"])
+        in_flight -= 1
+        return Response(status_code=204)
+
+    count = 100
+    async with serving(slow) as receiver_url:
+        settings = sim_settings(receiver_url, sim_ring_delay_seconds=0, sim_talk_seconds=0)
+        async with (
+            serving(create_app(settings)) as url,
+            httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {SIM_KEY}"}, timeout=10
+            ) as client,
+        ):
+            responses = await asyncio.gather(
+                *(client.post("/v1/calls", json=native_create()) for _ in range(count))
+            )
+            ids = {r.json()["id"] for r in responses}
+
+            async def all_arrived() -> bool:
+                return all(len(statuses.get(call_id, [])) == 3 for call_id in ids)
+
+            await eventually(all_arrived, within=60, interval=0.2)
+
+    assert 1 < most_in_flight <= MAX_IN_FLIGHT
+    assert {tuple(statuses[call_id]) for call_id in ids} == {
+        ("ringing", "in_progress", "completed")
+    }
 
 
 async def test_the_simulator_process_serves_calls_and_stops_on_sigterm(

@@ -1,4 +1,4 @@
-"""Signed callback delivery: one shared client, a few retries, never raising."""
+"""Signed callback delivery: a few shared clients, a few retries, never raising."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import httpx
 
 from switchboard_shared.calls.callback_signing import CallbackSigner
+from switchboard_shared.http.client_shards import ClientShards
 
 log = logging.getLogger(__name__)
 
@@ -16,33 +17,39 @@ log = logging.getLogger(__name__)
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
+# Callbacks POSTed at once; the rest wait their turn here, where waiting costs nothing:
+# hundreds of callbacks queued in one httpx pool of hundreds of connections made its
+# bookkeeping most of the simulator's CPU (py-spy, bench/RESULTS.md).
+MAX_IN_FLIGHT = 32
+
+
 class CallbackSender:
-    """POSTs callbacks; the HTTP client is made on first use, in the serving loop."""
+    """POSTs callbacks; the HTTP clients are made on first use, in the serving loop."""
 
-    def __init__(self, timeout_seconds: float = 10.0, max_connections: int = 200) -> None:
+    def __init__(self, timeout_seconds: float = 10.0, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._timeout = timeout_seconds
-        self._max_connections = max_connections
-        self._client: httpx.AsyncClient | None = None
+        self._max_in_flight = max_in_flight
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._clients: ClientShards | None = None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                # Hundreds of calls call back at once: wait for a pooled connection
-                # rather than failing; each request still has its own timeout.
-                timeout=httpx.Timeout(self._timeout, pool=None),
-                limits=httpx.Limits(
-                    max_connections=self._max_connections,
-                    max_keepalive_connections=self._max_connections,
-                ),
+    def _shards(self) -> ClientShards:
+        if self._clients is None:
+            timeout = httpx.Timeout(self._timeout)
+            self._clients = ClientShards(
+                lambda limits: httpx.AsyncClient(timeout=timeout, limits=limits),
+                self._max_in_flight,
             )
-        return self._client
+        return self._clients
 
     async def deliver(self, url: str, body: bytes, scheme: CallbackSigner, secret: str) -> bool:
         """POST `body` to `url`, signed afresh on every attempt; True once a 2xx came back."""
         for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
-            headers = {"Content-Type": "application/json", **scheme.sign(secret, body)}
             try:
-                response = await self._http().post(url, content=body, headers=headers)
+                async with self._in_flight:
+                    # Signed when sent: its timestamp must not age in the queue.
+                    headers = {"Content-Type": "application/json", **scheme.sign(secret, body)}
+                    with self._shards().client() as client:
+                        response = await client.post(url, content=body, headers=headers)
                 if response.is_success:
                     return True
                 outcome = f"HTTP {response.status_code}"
@@ -56,6 +63,6 @@ class CallbackSender:
         return False
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._clients is not None:
+            await self._clients.aclose()
+            self._clients = None

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from switchboard_shared.http.client_shards import ClientShards
 from switchboard_shared.observability.metrics import PROVIDER_ERRORS, PROVIDER_REQUEST_SECONDS
 from switchboard_shared.ports import (
     LookupUnsupported,
@@ -50,24 +51,24 @@ class ProviderHttp:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not settings.base_url:
+        base_url = settings.base_url
+        if not base_url:
             raise ValueError(f"provider {provider!r} has no base_url")
         self.provider = provider
         headers = {"Accept": "application/json", "User-Agent": "switchboard"}
         if key := settings.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {key}"
-        # The dialer bounds in-flight creates at max_in_flight; leave room for polls
-        # and cancels on top of that.
-        limits = httpx.Limits(
-            max_connections=settings.max_in_flight * 2,
-            max_keepalive_connections=settings.max_in_flight,
-        )
-        self._client = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(settings.timeout_seconds),
-            limits=limits,
-            transport=transport,
+        # The dialer bounds in-flight creates at max_in_flight; polls and cancels are few.
+        self._clients = ClientShards(
+            lambda limits: httpx.AsyncClient(
+                base_url=base_url,
+                headers=headers,
+                timeout=httpx.Timeout(settings.timeout_seconds),
+                limits=limits,
+                transport=transport,
+            ),
+            # A transport given (tests) is one pool already: one client over it.
+            settings.max_in_flight if transport is None else 1,
         )
 
     async def request(
@@ -91,9 +92,10 @@ class ProviderHttp:
         started = time.perf_counter()
         outcome = "transient"  # what a connect error or a timeout is
         try:
-            response = await self._client.request(
-                method, path, json=json_body, params=params, headers=headers
-            )
+            with self._clients.client() as client:
+                response = await client.request(
+                    method, path, json=json_body, params=params, headers=headers
+                )
             if response.is_success:
                 outcome = "ok"
             elif not is_transient_status(response.status_code):
@@ -125,7 +127,8 @@ class ProviderHttp:
         is an operator's check, not traffic). Raises ProviderTransientError when the
         provider cannot be reached or does not answer in time."""
         try:
-            response = await self._client.get(path)
+            with self._clients.client() as client:
+                response = await client.get(path)
         except httpx.TimeoutException as exc:
             raise ProviderTransientError(f"{self.provider} timed out: {exc!r}") from exc
         except httpx.TransportError as exc:
@@ -142,7 +145,7 @@ class ProviderHttp:
         ProviderTransientError (unreachable, timeout, 429, 5xx), ProviderPermanentError.
         """
         operation = "fetch_recording"
-        request = self._client.build_request(
+        request = self._clients.any.build_request(
             "GET",
             url,
             # Identity encoding: the bytes are relayed as they come, Content-Length too.
@@ -157,7 +160,8 @@ class ProviderHttp:
         started = time.perf_counter()
         outcome = "transient"  # what a connect error or a timeout is
         try:
-            response = await self._client.send(request, stream=True)
+            with self._clients.client() as client:
+                response = await client.send(request, stream=True)
             if response.status_code in (200, 206, 404):
                 outcome = "ok"  # no recording (yet) is an answer, not a failure
             elif not is_transient_status(response.status_code):
@@ -195,7 +199,7 @@ class ProviderHttp:
         raise self._fail(operation, kind, f"answered {response.status_code}")
 
     def _same_host(self, url: httpx.URL) -> bool:
-        base = self._client.base_url
+        base = self._clients.any.base_url
         return (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
 
     def _fail(
@@ -215,7 +219,7 @@ class ProviderHttp:
         return ProviderPermanentError(f"{self.provider} {operation}: {detail}")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._clients.aclose()
 
 
 def json_object(body: bytes) -> dict[str, Any]:

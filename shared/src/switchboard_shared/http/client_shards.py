@@ -1,0 +1,55 @@
+"""Several small httpx clients in place of one with many connections.
+
+httpcore's pool, whenever a request starts or ends, walks all its connections (for each
+idle one, polls its socket and counts the others again) and, for each request waiting,
+walks them twice more (encode/httpcore#1035): its cost per request grows with the
+number of connections. Measured (bench/RESULTS.md, 2026-12-07): 48 requests in flight
+on one client of 48 connections cost 2.9 ms of client CPU each; spread over 6 clients
+of 8, 1.2 ms. Each request goes to the client with the fewest in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+
+CONNECTIONS_PER_CLIENT = 8
+
+
+class ClientShards:
+    """`connections` connections' worth of httpx clients, `per_client` each; made by
+    `make_client(limits)`. Requests never wait in a client's pool (no connection cap):
+    the caller bounds how many are in flight."""
+
+    def __init__(
+        self,
+        make_client: Callable[[httpx.Limits], httpx.AsyncClient],
+        connections: int,
+        per_client: int = CONNECTIONS_PER_CLIENT,
+    ) -> None:
+        count = max(1, math.ceil(connections / per_client))
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=per_client)
+        self._clients = [make_client(limits) for _ in range(count)]
+        self._in_flight = [0] * count
+
+    @property
+    def any(self) -> httpx.AsyncClient:
+        """A client for what sends nothing (building a request, reading the base URL)."""
+        return self._clients[0]
+
+    @contextmanager
+    def client(self) -> Iterator[httpx.AsyncClient]:
+        """The least busy client, counted busy until the block ends: send within it."""
+        index = self._in_flight.index(min(self._in_flight))
+        self._in_flight[index] += 1
+        try:
+            yield self._clients[index]
+        finally:
+            self._in_flight[index] -= 1
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._clients))
