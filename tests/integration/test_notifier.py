@@ -754,6 +754,40 @@ async def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
         await sender.close()
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_a_connection_is_kept_alive_for_its_host_name_and_never_carries_another_names(
+    tmp_path: Path,
+) -> None:
+    if (await resolve("localhost", 443))[0] != ipaddress.ip_address("127.0.0.1"):
+        pytest.skip("localhost does not resolve to 127.0.0.1 first here")
+    peers: list[int] = []
+
+    async def hook(request: Request) -> Response:
+        assert request.client is not None
+        peers.append(request.client.port)
+        return Response("ok")
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    cert, key = make_certificate(tmp_path, "localhost")
+    sender = WebhookSender(
+        notifier_settings(), ssl_context=ssl.create_default_context(cafile=str(cert))
+    )
+    try:
+        async with serving_tls(app, cert, key) as port:
+            for _ in range(3):
+                outcome = await sender.send(f"https://localhost:{port}/hook", b"{}", {})
+                assert outcome.result is AttemptResult.DELIVERED, outcome.attempt.error
+            # 127.0.0.1 is the address localhost's kept-alive connection goes to, but the
+            # certificate names only localhost: a new connection, and it fails to verify.
+            outcome = await sender.send(f"https://127.0.0.1:{port}/hook", b"{}", {})
+        assert len(set(peers)) == 1, "one connection carried the three webhooks"
+        assert len(peers) == 3
+        assert outcome.result is AttemptResult.RETRY
+        assert "certificate" in (outcome.attempt.error or "").lower()
+    finally:
+        await sender.close()
+
+
 # --- idempotency -----------------------------------------------------------------------
 
 

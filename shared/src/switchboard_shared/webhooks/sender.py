@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ import httpx
 
 from switchboard_shared.domain.calls import utcnow
 from switchboard_shared.domain.webhooks import DeliveryAttempt
+from switchboard_shared.http.client_shards import ClientShards
 from switchboard_shared.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_SECONDS
 from switchboard_shared.runtime.settings import Settings
 from switchboard_shared.webhooks.url_guard import (
@@ -85,28 +87,76 @@ def classify(status_code: int) -> AttemptResult:
     return AttemptResult.FAILED
 
 
+# Kept-alive connections are per (scheme, host name, checked address, port): clients of
+# their own, so a connection verified for one host name never carries another host's
+# webhook that resolves to the same IP, and every request still goes to the address the
+# guard checked. Past this many hosts the least recently used one's clients are closed.
+MAX_HOSTS_KEPT_ALIVE = 64
+# Kept alive per host, spread over small clients (http/client_shards.py).
+CONNECTIONS_PER_HOST = 32
+# Below the 5 s idle timeout of common servers (uvicorn, Node): a connection the
+# receiver is about to close is not reused.
+KEEPALIVE_EXPIRY_SECONDS = 4.0
+
+_HostKey = tuple[str, str, str, int]
+
+
 class WebhookSender:
-    """POSTs signed webhooks; one instance per process (it holds an HTTP client)."""
+    """POSTs signed webhooks; one instance per process (it holds HTTP clients)."""
 
     def __init__(self, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> None:
         """`ssl_context` replaces the system trust store (tests with their own CA)."""
         self._timeout = settings.webhook_timeout_seconds
         self._allow_http = settings.webhook_allow_http
         self._allow_private = settings.webhook_allow_private_networks
-        self._client = httpx.AsyncClient(
+        self._verify: ssl.SSLContext | bool = ssl_context or True
+        self._hosts: OrderedDict[_HostKey, ClientShards] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        hosts = list(self._hosts.values())
+        self._hosts.clear()
+        for task in self._closing:
+            task.cancel()  # closes its clients now
+        await asyncio.gather(
+            *(clients.aclose() for clients in hosts), *self._closing, return_exceptions=True
+        )
+
+    def _clients_for(self, target: CheckedTarget) -> ClientShards:
+        key = (target.scheme, target.host, target.address, target.port)
+        if (clients := self._hosts.get(key)) is not None:
+            self._hosts.move_to_end(key)
+            return clients
+        clients = ClientShards(self._new_client, CONNECTIONS_PER_HOST)
+        self._hosts[key] = clients
+        if len(self._hosts) > MAX_HOSTS_KEPT_ALIVE:
+            _, evicted = self._hosts.popitem(last=False)
+            task = asyncio.get_running_loop().create_task(self._close_later(evicted))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return clients
+
+    def _new_client(self, limits: httpx.Limits) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
             follow_redirects=False,
-            verify=ssl_context or True,
+            verify=self._verify,
             # Proxies from the environment would resolve the name themselves.
             trust_env=False,
-            # The pool is keyed by address: a kept-alive connection verified for one host
-            # name must not carry another host's webhook that resolves to the same IP.
-            limits=httpx.Limits(max_keepalive_connections=0),
+            limits=httpx.Limits(
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+            ),
             headers={"User-Agent": USER_AGENT},
         )
 
-    async def close(self) -> None:
-        await self._client.aclose()
+    async def _close_later(self, clients: ClientShards) -> None:
+        # A request on them may be in flight: every one ends within the webhook timeout.
+        try:
+            await asyncio.sleep(self._timeout + 1)
+        finally:
+            await clients.aclose()
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptOutcome:
         """One POST of `body` to `url` with `headers`, bounded by the webhook timeout."""
@@ -146,22 +196,23 @@ class WebhookSender:
     ) -> AttemptOutcome:
         request_url = httpx.URL(target.url).copy_with(host=target.address, fragment=None)
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        async with self._client.stream(
-            "POST",
-            request_url,
-            content=body,
-            headers={
-                **headers,
-                "Content-Type": "application/json",
-                "Host": target.host_header,
-            },
-            extensions=extensions,
-        ) as response:
-            kept = bytearray()
-            async for chunk in response.aiter_bytes():
-                kept += chunk
-                if len(kept) >= RESPONSE_BODY_LIMIT:
-                    break
+        with self._clients_for(target).client() as client:
+            async with client.stream(
+                "POST",
+                request_url,
+                content=body,
+                headers={
+                    **headers,
+                    "Content-Type": "application/json",
+                    "Host": target.host_header,
+                },
+                extensions=extensions,
+            ) as response:
+                kept = bytearray()
+                async for chunk in response.aiter_bytes():
+                    kept += chunk
+                    if len(kept) >= RESPONSE_BODY_LIMIT:
+                        break
         result = classify(response.status_code)
         error = None
         if 300 <= response.status_code < 400:
