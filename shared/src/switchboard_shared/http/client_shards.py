@@ -3,9 +3,10 @@
 httpcore's pool, whenever a request starts or ends, walks all its connections (for each
 idle one, polls its socket and counts the others again) and, for each request waiting,
 walks them twice more (encode/httpcore#1035): its cost per request grows with the
-number of connections. Measured (bench/RESULTS.md, 2026-12-07): 48 requests in flight
-on one client of 48 connections cost 2.9 ms of client CPU each; spread over 6 clients
-of 8, 1.2 ms. Each request goes to the client with the fewest in flight.
+number of connections. Measured (`bench/http_pool.py`, bench/RESULTS.md): 48 requests
+in flight on one client of 48 connections cost 2.4-2.9 ms of client CPU each; spread
+over 6 clients of 8, 0.8-1.2 ms. Each request goes to the client with the fewest in
+flight.
 """
 
 from __future__ import annotations
