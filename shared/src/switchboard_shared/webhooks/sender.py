@@ -109,7 +109,9 @@ class WebhookSender:
         self._timeout = settings.webhook_timeout_seconds
         self._allow_http = settings.webhook_allow_http
         self._allow_private = settings.webhook_allow_private_networks
-        self._verify: ssl.SSLContext | bool = ssl_context or True
+        # One TLS context for every client: each would load the CA bundle again (about
+        # 20 ms and 0.8 MB a context).
+        self._tls = ssl_context or httpx.create_ssl_context(trust_env=False)
         self._hosts: OrderedDict[_HostKey, ClientShards] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -140,7 +142,7 @@ class WebhookSender:
         return httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout),
             follow_redirects=False,
-            verify=self._verify,
+            verify=self._tls,
             # Proxies from the environment would resolve the name themselves.
             trust_env=False,
             limits=httpx.Limits(

@@ -58,6 +58,8 @@ class ProviderHttp:
         headers = {"Accept": "application/json", "User-Agent": "switchboard"}
         if key := settings.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {key}"
+        # One TLS context for the clients (each would load the CA bundle again).
+        tls = httpx.create_ssl_context()
         # The dialer bounds in-flight creates at max_in_flight; polls and cancels are few.
         self._clients = ClientShards(
             lambda limits: httpx.AsyncClient(
@@ -65,6 +67,7 @@ class ProviderHttp:
                 headers=headers,
                 timeout=httpx.Timeout(settings.timeout_seconds),
                 limits=limits,
+                verify=tls,
                 transport=transport,
             ),
             # A transport given (tests) is one pool already: one client over it.
