@@ -22,7 +22,8 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 
@@ -55,7 +56,7 @@ def cpu_seconds() -> float:
 
 
 async def measure(
-    url: str, in_flight: int, pick: Callable[[], ClientShards], requests: int
+    url: str, in_flight: int, pick: Callable[[], ClientShards | OneClient], requests: int
 ) -> tuple[float, float]:
     """(client CPU ms per request, requests a second) of `requests` POSTs."""
     shards = pick()
@@ -75,21 +76,30 @@ async def measure(
         await shards.aclose()
 
 
-def one_client(connections: int) -> Callable[[], ClientShards]:
-    """One client holding `connections` (ClientShards with a single shard)."""
-    return lambda: ClientShards(
-        lambda _: httpx.AsyncClient(
+class OneClient:
+    """One httpx client capped at `connections`, used as `ClientShards` is (requests past
+    the cap wait in its pool, as they did in the services)."""
+
+    def __init__(self, connections: int) -> None:
+        self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(10, pool=None),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        ),
-        connections=1,
-    )
+        )
+
+    @contextmanager
+    def client(self) -> Iterator[httpx.AsyncClient]:
+        yield self._client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def one_client(connections: int) -> Callable[[], OneClient]:
+    return lambda: OneClient(connections)
 
 
 def sharded(connections: int) -> Callable[[], ClientShards]:
-    return lambda: ClientShards(
-        lambda limits: httpx.AsyncClient(timeout=httpx.Timeout(10), limits=limits), connections
-    )
+    return lambda: ClientShards(connections, timeout=httpx.Timeout(10))
 
 
 async def run(url: str, requests: int) -> None:

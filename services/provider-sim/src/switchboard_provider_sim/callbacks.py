@@ -34,12 +34,7 @@ class CallbackSender:
 
     def _shards(self) -> ClientShards:
         if self._clients is None:
-            timeout = httpx.Timeout(self._timeout)
-            tls = httpx.create_ssl_context()  # one for all (each loads the CA bundle)
-            self._clients = ClientShards(
-                lambda limits: httpx.AsyncClient(timeout=timeout, limits=limits, verify=tls),
-                self._max_in_flight,
-            )
+            self._clients = ClientShards(self._max_in_flight, timeout=httpx.Timeout(self._timeout))
         return self._clients
 
     async def deliver(self, url: str, body: bytes, scheme: CallbackSigner, secret: str) -> bool:

@@ -109,8 +109,7 @@ class WebhookSender:
         self._timeout = settings.webhook_timeout_seconds
         self._allow_http = settings.webhook_allow_http
         self._allow_private = settings.webhook_allow_private_networks
-        # One TLS context for every client: each would load the CA bundle again (about
-        # 20 ms and 0.8 MB a context).
+        # One TLS context for every host's clients (each would load the CA bundle again).
         self._tls = ssl_context or httpx.create_ssl_context(trust_env=False)
         self._hosts: OrderedDict[_HostKey, ClientShards] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
@@ -129,7 +128,16 @@ class WebhookSender:
         if (clients := self._hosts.get(key)) is not None:
             self._hosts.move_to_end(key)
             return clients
-        clients = ClientShards(self._new_client, CONNECTIONS_PER_HOST)
+        clients = ClientShards(
+            CONNECTIONS_PER_HOST,
+            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+            tls=self._tls,
+            timeout=httpx.Timeout(self._timeout),
+            follow_redirects=False,
+            # Proxies from the environment would resolve the name themselves.
+            trust_env=False,
+            headers={"User-Agent": USER_AGENT},
+        )
         self._hosts[key] = clients
         if len(self._hosts) > MAX_HOSTS_KEPT_ALIVE:
             _, evicted = self._hosts.popitem(last=False)
@@ -137,21 +145,6 @@ class WebhookSender:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         return clients
-
-    def _new_client(self, limits: httpx.Limits) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout),
-            follow_redirects=False,
-            verify=self._tls,
-            # Proxies from the environment would resolve the name themselves.
-            trust_env=False,
-            limits=httpx.Limits(
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
-            ),
-            headers={"User-Agent": USER_AGENT},
-        )
 
     async def _close_later(self, clients: ClientShards) -> None:
         # A request on them may be in flight: every one ends within the webhook timeout.

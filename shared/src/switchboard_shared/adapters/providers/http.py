@@ -51,27 +51,20 @@ class ProviderHttp:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        base_url = settings.base_url
-        if not base_url:
+        if not settings.base_url:
             raise ValueError(f"provider {provider!r} has no base_url")
         self.provider = provider
         headers = {"Accept": "application/json", "User-Agent": "switchboard"}
         if key := settings.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {key}"
-        # One TLS context for the clients (each would load the CA bundle again).
-        tls = httpx.create_ssl_context()
         # The dialer bounds in-flight creates at max_in_flight; polls and cancels are few.
+        # A transport given (tests) is one pool already: one client over it.
         self._clients = ClientShards(
-            lambda limits: httpx.AsyncClient(
-                base_url=base_url,
-                headers=headers,
-                timeout=httpx.Timeout(settings.timeout_seconds),
-                limits=limits,
-                verify=tls,
-                transport=transport,
-            ),
-            # A transport given (tests) is one pool already: one client over it.
             settings.max_in_flight if transport is None else 1,
+            base_url=settings.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout_seconds),
+            transport=transport,
         )
 
     async def request(
